@@ -1,0 +1,205 @@
+"""The ``procrustes-sim`` command.
+
+Subcommands:
+
+* ``run``: replay a trace (or the bundled default) and print a per-layer,
+  per-pass table; write ``summary.json`` and ``layers.csv``.
+* ``trace synth``: write a seeded synthetic trace.
+* ``list``: show the bundled architectures, dataflows, workloads, layouts
+  and balancers.
+
+Invalid input ends with one line on stderr and exit code 2; ``--debug``
+shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from procrustes_sim import __version__
+from procrustes_sim.errors import InputError
+
+log = logging.getLogger("procrustes_sim")
+
+EXIT_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line and exit code 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be 1 or more")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
+    return value
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true",
+                        help="show tracebacks and debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="log warnings and errors only")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser of every subcommand."""
+    parser = _Parser(prog="procrustes-sim",
+                     description="Simulate sparse DNN training on the Procrustes accelerator "
+                                 "and compare it with a dense baseline.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+
+    run = commands.add_parser("run", help="replay a trace and report cycles and energy")
+    run.add_argument("--trace", help="trace file (.pstrace); default: a synthetic trace of "
+                                     "the workload at 10%% weight density, seed 0")
+    run.add_argument("--workload", help="bundled workload name or topology CSV path "
+                                        "(default: the trace's workload, or vgg_s)")
+    run.add_argument("--arch", default="procrustes-256",
+                     help="bundled architecture name or YAML path (default: %(default)s)")
+    run.add_argument("--energy", default="default-45nm",
+                     help="bundled energy table name or YAML path (default: %(default)s)")
+    run.add_argument("--dataflow", default="CxN",
+                     help="bundled dataflow name or YAML path (default: %(default)s)")
+    run.add_argument("--layout", default="block-mask",
+                     help="weight layout: dense or block-mask (default: %(default)s)")
+    run.add_argument("--balancer", default="none", help="load balancer (default: %(default)s)")
+    run.add_argument("--skip", default=None,
+                     help="operand whose zeros each pass skips, e.g. FW=W,BW=W,WU=X "
+                          "(the default); 'none' skips nothing")
+    run.add_argument("--batch", type=_positive_int,
+                     help="minibatch size N; must match the trace (default: the trace's, "
+                          "or 16 for the synthetic default)")
+    run.add_argument("--iterations", type=_positive_int,
+                     help="replay the first this many iterations of the trace (default: all)")
+    run.add_argument("--per-pe", action="store_true",
+                     help="simulate each PE as its own process on small layers")
+    run.add_argument("--max-events", type=_positive_int, default=256,
+                     help="most tile chunks per layer and pass in the engine "
+                          "(default: %(default)s)")
+    run.add_argument("--out", default=None,
+                     help="folder for summary.json and layers.csv (default: results/<workload>)")
+    _add_common(run)
+
+    trace = commands.add_parser("trace", help="make or inspect sparse-training traces")
+    trace_commands = trace.add_subparsers(dest="trace_command", parser_class=_Parser,
+                                          required=True)
+    synth = trace_commands.add_parser("synth", help="write a seeded synthetic Bernoulli trace")
+    synth.add_argument("--workload", required=True, help="bundled workload name or CSV path")
+    synth.add_argument("--density", required=True, type=_fraction,
+                       help="weight density, the fraction of non-zero weights in [0, 1]")
+    synth.add_argument("--act-density", type=_fraction, default=0.5,
+                       help="input-activation density in [0, 1] (default: %(default)s)")
+    synth.add_argument("--grad-density", type=_fraction, default=0.5,
+                       help="output-gradient density in [0, 1] (default: %(default)s)")
+    synth.add_argument("--batch", type=_positive_int, default=16,
+                       help="minibatch size N (default: %(default)s)")
+    synth.add_argument("--iterations", type=_positive_int, default=1,
+                       help="iterations to generate (default: %(default)s)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    synth.add_argument("--out", required=True, help="trace file to write (.pstrace)")
+    _add_common(synth)
+
+    listing = commands.add_parser("list", help="list bundled configurations")
+    _add_common(listing)
+    return parser
+
+
+def _configure_logging(args: argparse.Namespace) -> None:
+    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(level)
+    log.propagate = False
+
+
+def _command_run(args: argparse.Namespace) -> int:
+    from procrustes_sim.simulation import simulate
+
+    report = simulate(args.trace, workload=args.workload, arch=args.arch, energy=args.energy,
+                      dataflow=args.dataflow, layout=args.layout, balancer=args.balancer,
+                      skip=args.skip, batch=args.batch, iterations=args.iterations,
+                      per_pe=args.per_pe, max_events=args.max_events)
+    out = Path(args.out) if args.out else Path("results") / report.header["workload"]
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; give a folder")
+    summary, layers = report.write(out)
+    print(report.format_table())
+    print(f"wrote {summary} and {layers}")
+    return 0
+
+
+def _command_trace(args: argparse.Namespace) -> int:
+    from procrustes_sim.trace import synthesize
+    from procrustes_sim.workload import load_workload
+
+    workload = load_workload(args.workload)
+    path = synthesize(workload, args.batch, Path(args.out), density=args.density,
+                      act_density=args.act_density, grad_density=args.grad_density,
+                      iterations=args.iterations, seed=args.seed)
+    print(f"wrote {path}")
+    return 0
+
+
+def _command_list(args: argparse.Namespace) -> int:
+    import dataflows
+    import workloads
+    from procrustes_sim.balancers import BALANCERS
+    from procrustes_sim.config import available_archs, available_energy_tables
+    from procrustes_sim.layouts import LAYOUTS
+
+    print(f"architectures: {', '.join(available_archs())}")
+    print(f"energy tables: {', '.join(available_energy_tables())}")
+    print(f"dataflows:     {', '.join(dataflows.available())}")
+    print(f"workloads:     {', '.join(workloads.available())}")
+    print(f"layouts:       {', '.join(LAYOUTS)}")
+    print(f"balancers:     {', '.join(BALANCERS)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit code."""
+    args = build_parser().parse_args(argv)
+    _configure_logging(args)
+    handlers = {"run": _command_run, "trace": _command_trace, "list": _command_list}
+    try:
+        return handlers[args.command](args)
+    except InputError as error:
+        if args.debug:
+            raise
+        print(f"procrustes-sim: error: {error}", file=sys.stderr)
+        return EXIT_INPUT
+    except OSError as error:
+        if args.debug:
+            raise
+        name = f" {error.filename!r}" if error.filename else ""
+        print(f"procrustes-sim: error: {error.strerror or error}{name}; check the path and "
+              "its permissions", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("procrustes-sim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,250 @@
+"""The result of a simulation: totals, per-layer rows, files and a text table.
+
+A :class:`Report` holds the counters and energies of every (iteration,
+layer, pass) of the sparse run and of every (layer, pass) of the dense
+baseline. The dense baseline does not depend on the masks, so its totals
+are its per-iteration figures times the number of replayed iterations.
+
+Cycles and energies are per minibatch of ``batch`` samples. Files are
+written atomically: each goes to a temporary name in the output folder
+and is renamed into place once complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from procrustes_sim.config import Arch, EnergyTable
+from procrustes_sim.counters import PassCounters
+from procrustes_sim.energy import COMPONENTS
+
+RESULTS_FORMAT = 1
+
+# What the model leaves out; every report repeats this list.
+LIMITATIONS = (
+    "Layers run one after another; overlap between layers is not modelled.",
+    "Activations and gradients move dense; zeros of X or dY are skipped by zero "
+    "detection at the PE, which saves MAC cycles and RF reads but no traffic.",
+    "Partial-sum reduction across the array is pipelined and adds NoC energy, not cycles.",
+    "GLB bank conflicts between DRAM fills and array reads are not modelled; the GLB "
+    "port limit applies to the array's traffic.",
+    "DRAM is one channel with fixed bandwidth and no row-buffer effects.",
+    "Consecutive GLB tiles are merged into at most max_events chunks per layer and pass.",
+    "Re-encoding of weights after each update, the quantile unit and PRNG regeneration "
+    "of decayed initial weights are not charged yet.",
+    "Energy table entries marked 'estimate' in the energy YAML are not published figures.",
+)
+
+CSV_COLUMNS = (
+    "iteration", "layer", "pass", "padded_macs", "dense_macs", "effective_macs",
+    "sparse_cycles", "dense_cycles", "speedup", "sparse_energy_pj", "dense_energy_pj",
+    "energy_ratio", "utilization", "imbalance", "useful_cycles", "imbalance_stall_cycles",
+    "mapping_stall_cycles", "memory_stall_cycles", "dense_utilization", "dataflow",
+    "dense_dataflow", "steps", "tiles",
+    *(f"sparse_energy_{c}_pj" for c in COMPONENTS),
+    *(f"dense_energy_{c}_pj" for c in COMPONENTS),
+)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return numerator / denominator if denominator > 0 else float("nan")
+
+
+@dataclass
+class Report:
+    """Everything one simulation measured; see :meth:`summary` for the totals."""
+
+    header: dict
+    sparse_rows: list  # (PassCounters, energy dict) per iteration, layer and pass
+    dense_rows: dict  # (layer, pass) -> (PassCounters, energy dict), per iteration
+
+    @classmethod
+    def build(cls, *, workload: str, arch: Arch, energy: EnergyTable, dataflow: str,
+              balancer: str, layout: str, policy: str, trace: dict, batch: int,
+              iterations: list, sparse: list, dense: dict, version: str,
+              limitations: tuple) -> "Report":
+        """Assemble a report from the simulation's rows."""
+        header = {
+            "results_format": RESULTS_FORMAT,
+            "version": version,
+            "workload": workload,
+            "arch": arch.name,
+            "energy_table": energy.name,
+            "dataflow": dataflow,
+            "balancer": balancer,
+            "layout": layout,
+            "skip_policy": policy,
+            "trace": trace,
+            "batch": batch,
+            "iterations": list(iterations),
+            "clock_ghz": arch.clock_ghz,
+            "limitations": list(limitations),
+        }
+        return cls(header=header, sparse_rows=list(sparse), dense_rows=dict(dense))
+
+    # Totals -------------------------------------------------------------
+
+    @property
+    def iteration_count(self) -> int:
+        """Replayed iterations."""
+        return len(self.header["iterations"])
+
+    def _totals(self, rows, repeat: int = 1) -> dict:
+        cycles = sum(c.cycles for c, _ in rows) * repeat
+        breakdown = {k: sum(e[k] for _, e in rows) * repeat for k in COMPONENTS}
+        stalls = {
+            "useful_cycles": sum(c.useful_cycles for c, _ in rows) * repeat,
+            "imbalance_stall_cycles": sum(c.imbalance_stall_cycles for c, _ in rows) * repeat,
+            "mapping_stall_cycles": sum(c.mapping_stall_cycles for c, _ in rows) * repeat,
+            "memory_stall_cycles": sum(c.memory_stall_cycles for c, _ in rows) * repeat,
+        }
+        return {"cycles": cycles, "energy_pj": sum(breakdown.values()),
+                "energy_breakdown_pj": breakdown,
+                "effective_macs": sum(c.effective_macs for c, _ in rows) * repeat,
+                "dense_macs": sum(c.dense_macs for c, _ in rows) * repeat,
+                **stalls}
+
+    @property
+    def sparse(self) -> dict:
+        """Totals of the sparse run over all replayed iterations."""
+        return self._totals(self.sparse_rows)
+
+    @property
+    def dense(self) -> dict:
+        """Totals of the dense baseline over the same number of iterations."""
+        return self._totals(list(self.dense_rows.values()), self.iteration_count)
+
+    @property
+    def speedup(self) -> float:
+        """Dense cycles over sparse cycles."""
+        return _ratio(self.dense["cycles"], self.sparse["cycles"])
+
+    @property
+    def energy_ratio(self) -> float:
+        """Dense energy over sparse energy."""
+        return _ratio(self.dense["energy_pj"], self.sparse["energy_pj"])
+
+    def summary(self) -> dict:
+        """The content of summary.json."""
+        sparse, dense = self.sparse, self.dense
+        per_pass = {}
+        for pass_ in ("FW", "BW", "WU"):
+            s = self._totals([r for r in self.sparse_rows if r[0].pass_ == pass_])
+            d = self._totals([v for k, v in self.dense_rows.items() if k[1] == pass_],
+                             self.iteration_count)
+            per_pass[pass_] = {"sparse_cycles": s["cycles"], "dense_cycles": d["cycles"],
+                               "sparse_energy_pj": s["energy_pj"],
+                               "dense_energy_pj": d["energy_pj"],
+                               "speedup": _ratio(d["cycles"], s["cycles"]),
+                               "energy_ratio": _ratio(d["energy_pj"], s["energy_pj"])}
+        return {**self.header, "sparse": sparse, "dense": dense,
+                "speedup": self.speedup, "energy_ratio": self.energy_ratio,
+                "per_pass": per_pass,
+                "units": {"cycles": "clock cycles per replayed minibatches, summed",
+                          "energy_pj": "picojoules, summed over replayed minibatches"}}
+
+    def layer_rows(self) -> list[dict]:
+        """One dict per iteration, layer and pass: the rows of layers.csv."""
+        rows = []
+        for counters, energy in self.sparse_rows:
+            dense, dense_energy = self.dense_rows[(counters.layer, counters.pass_)]
+            sparse_pj = sum(energy.values())
+            dense_pj = sum(dense_energy.values())
+            row = {
+                "iteration": counters.iteration, "layer": counters.layer,
+                "pass": counters.pass_, "padded_macs": counters.padded_macs,
+                "dense_macs": counters.dense_macs, "effective_macs": counters.effective_macs,
+                "sparse_cycles": counters.cycles, "dense_cycles": dense.cycles,
+                "speedup": _ratio(dense.cycles, counters.cycles),
+                "sparse_energy_pj": sparse_pj, "dense_energy_pj": dense_pj,
+                "energy_ratio": _ratio(dense_pj, sparse_pj),
+                "utilization": counters.utilization, "imbalance": counters.imbalance,
+                "useful_cycles": counters.useful_cycles,
+                "imbalance_stall_cycles": counters.imbalance_stall_cycles,
+                "mapping_stall_cycles": counters.mapping_stall_cycles,
+                "memory_stall_cycles": counters.memory_stall_cycles,
+                "dense_utilization": dense.utilization, "dataflow": counters.dataflow,
+                "dense_dataflow": dense.dataflow, "steps": counters.steps,
+                "tiles": counters.tiles,
+            }
+            for component in COMPONENTS:
+                row[f"sparse_energy_{component}_pj"] = energy[component]
+                row[f"dense_energy_{component}_pj"] = dense_energy[component]
+            rows.append(row)
+        return rows
+
+    # Output -------------------------------------------------------------
+
+    def summary_json(self) -> str:
+        """summary.json as text."""
+        return json.dumps(self.summary(), indent=2, sort_keys=False, default=str) + "\n"
+
+    def layers_csv(self) -> str:
+        """layers.csv as text."""
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in self.layer_rows():
+            writer.writerow({k: (repr(v) if isinstance(v, float) else v) for k, v in row.items()})
+        return buffer.getvalue()
+
+    def write(self, folder: str | Path) -> tuple[Path, Path]:
+        """Write summary.json and layers.csv into *folder*, each atomically."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        contents = {"layers.csv": self.layers_csv(), "summary.json": self.summary_json()}
+        temporary = {}
+        try:
+            for name, text in contents.items():
+                handle, path = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+                with os.fdopen(handle, "w") as file:
+                    file.write(text)
+                temporary[name] = path
+            for name, path in temporary.items():
+                os.replace(path, folder / name)
+        finally:
+            for path in temporary.values():
+                if os.path.exists(path):
+                    os.unlink(path)
+        return folder / "summary.json", folder / "layers.csv"
+
+    def format_table(self) -> str:
+        """A text table per layer and pass (mean per iteration) with totals."""
+        groups: dict = {}
+        for counters, energy in self.sparse_rows:
+            key = (counters.layer, counters.pass_)
+            entry = groups.setdefault(key, [0.0, 0.0, 0.0, 0.0])
+            entry[0] += counters.cycles
+            entry[1] += sum(energy.values())
+            entry[2] += counters.utilization
+            entry[3] += counters.imbalance
+        n = self.iteration_count
+        lines = [f"{'layer':<22} {'pass':<4} {'sparse Mcyc':>11} {'dense Mcyc':>10} "
+                 f"{'speedup':>7} {'sparse uJ':>10} {'dense uJ':>10} {'E ratio':>7} "
+                 f"{'util':>5} {'imbal':>5}"]
+        for (layer, pass_), (cycles, energy_pj, utilization, imbalance) in groups.items():
+            dense, dense_energy = self.dense_rows[(layer, pass_)]
+            dense_pj = sum(dense_energy.values())
+            lines.append(
+                f"{layer[:22]:<22} {pass_:<4} {cycles / n / 1e6:>11.3f} {dense.cycles / 1e6:>10.3f} "
+                f"{_ratio(dense.cycles * n, cycles):>7.2f} {energy_pj / n / 1e6:>10.2f} "
+                f"{dense_pj / 1e6:>10.2f} {_ratio(dense_pj * n, energy_pj):>7.2f} "
+                f"{utilization / n:>5.2f} {imbalance / n:>5.2f}")
+        sparse, dense = self.sparse, self.dense
+        lines.append("")
+        lines.append(f"total per iteration: sparse {sparse['cycles'] / n / 1e6:.3f} Mcycles, "
+                     f"{sparse['energy_pj'] / n / 1e6:.1f} uJ; dense "
+                     f"{dense['cycles'] / n / 1e6:.3f} Mcycles, {dense['energy_pj'] / n / 1e6:.1f} uJ")
+        lines.append(f"speedup {self.speedup:.2f}x, energy ratio {self.energy_ratio:.2f}x "
+                     f"(dense / sparse), batch {self.header['batch']}, "
+                     f"{n} iteration(s)")
+        trace = self.header["trace"]
+        lines.append(f"trace: {trace['description']}"
+                     + (" [SYNTHETIC]" if trace.get("synthetic") else ""))
+        return "\n".join(lines)

@@ -1,0 +1,273 @@
+"""The one entry point: replay a trace and compare it with the dense baseline.
+
+:func:`simulate` is pure: it reads its input files, keeps no module-level
+state, prints nothing and returns a :class:`~procrustes_sim.report.Report`,
+so sweeps can call it in other processes.
+
+For every replayed iteration, layer and pass it maps the pass onto the
+array, counts per-step, per-PE work from the masks, counts data movement
+per GLB tile, and runs the tile pipeline. The dense baseline runs the same
+engine with no skipping and no metadata, on whichever bundled dataflow is
+fastest for that layer and pass; it does not depend on the masks, so it
+runs once and applies to every iteration.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+import dataflows as dataflow_files
+from procrustes_sim import __version__
+from procrustes_sim.balancers import check_balancer
+from procrustes_sim.config import Arch, EnergyTable, load_arch, load_energy_table
+from procrustes_sim.counters import PassCounters
+from procrustes_sim.energy import energy_breakdown
+from procrustes_sim.engine import TileSchedule, run_pass
+from procrustes_sim.errors import InputError
+from procrustes_sim.layouts import Layout, get_layout
+from procrustes_sim.mapping import PassMapping, map_pass
+from procrustes_sim.policy import format_policy, parse_policy
+from procrustes_sim.report import LIMITATIONS, Report
+from procrustes_sim.trace import Trace, synthesize
+from procrustes_sim.traffic import TileTraffic, tile_traffic
+from procrustes_sim.work import TileWork, pe_work, tile_work
+from procrustes_sim.workload import PASSES, Layer, Pass, Tensor, Workload, load_workload
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKLOAD = "vgg_s"
+DEFAULT_BATCH = 16
+DEFAULT_DENSITY = 0.1
+DEFAULT_SEED = 0
+
+# Layers whose pass has at most this many (step, PE) pairs may run in the
+# per-PE mode.
+PER_PE_LIMIT = 2_000_000
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Resolved inputs of one simulation."""
+
+    arch: Arch
+    energy: EnergyTable
+    dataflow: dataflow_files.Dataflow
+    dense_dataflows: tuple
+    layout: Layout
+    balancer: str
+    policy: dict
+    per_pe: bool
+    max_events: int
+
+
+def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workload | None = None,
+             arch: str | Path | Arch = "procrustes-256",
+             energy: str | Path | EnergyTable = "default-45nm",
+             dataflow: str | Path = "CxN", layout: str = "block-mask", balancer: str = "none",
+             skip: str | dict | None = None, batch: int | None = None,
+             iterations: int | None = None, per_pe: bool = False,
+             max_events: int = 256) -> Report:
+    """Replay *trace* and return the sparse run, the dense baseline and their ratios.
+
+    With no trace, a synthetic Bernoulli trace of VGG-S at 10% weight
+    density (seed 0) is generated and replayed, and the report says so.
+    *iterations* replays the first that many iterations of the trace.
+    *per_pe* simulates every PE as its own process (small layers only).
+    Raises InputError for invalid input.
+    """
+    settings = _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events)
+    if trace is None:
+        with tempfile.TemporaryDirectory(prefix="procrustes-sim-") as folder:
+            model = _workload(workload or DEFAULT_WORKLOAD)
+            path = Path(folder) / f"{model.name}-synthetic.pstrace"
+            log.info("generating a synthetic trace of %s at weight density %.2f (seed %d)",
+                     model.name, DEFAULT_DENSITY, DEFAULT_SEED)
+            synthesize(model, batch or DEFAULT_BATCH, path, density=DEFAULT_DENSITY,
+                       seed=DEFAULT_SEED)
+            with Trace.open(path) as opened:
+                return _simulate_trace(opened, model, settings, batch, iterations,
+                                       trace_label="bundled default")
+    opened = trace if isinstance(trace, Trace) else Trace.open(trace)
+    model = _workload(workload or opened.workload_name)
+    return _simulate_trace(opened, model, settings, batch, iterations,
+                           trace_label=str(getattr(opened, "path", "")))
+
+
+def _workload(value: str | Workload) -> Workload:
+    return value if isinstance(value, Workload) else load_workload(value)
+
+
+def _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events) -> RunSettings:
+    if not isinstance(max_events, int) or max_events < 1:
+        raise InputError(f"max_events={max_events!r} is invalid; give a positive integer")
+    dense = tuple(dataflow_files.load(name) for name in dataflow_files.available())
+    return RunSettings(
+        arch=arch if isinstance(arch, Arch) else load_arch(arch),
+        energy=energy if isinstance(energy, EnergyTable) else load_energy_table(energy),
+        dataflow=dataflow if isinstance(dataflow, dataflow_files.Dataflow)
+        else dataflow_files.load(dataflow),
+        dense_dataflows=dense,
+        layout=get_layout(layout),
+        balancer=check_balancer(balancer),
+        policy=parse_policy(skip),
+        per_pe=bool(per_pe),
+        max_events=max_events,
+    )
+
+
+def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch: int | None,
+                    iterations: int | None, trace_label: str) -> Report:
+    trace.check_workload(model)
+    if batch is not None and batch != trace.batch:
+        raise InputError(f"batch {batch} does not match the trace's batch {trace.batch}; "
+                         "omit --batch or give the trace's value")
+    available = list(trace.iterations)
+    if iterations is not None:
+        if not isinstance(iterations, int) or iterations < 1:
+            raise InputError(f"iterations={iterations!r} is invalid; give a positive integer")
+        if iterations > len(available):
+            raise InputError(f"the trace has {len(available)} iteration(s), fewer than the "
+                             f"{iterations} requested; give at most {len(available)}")
+        available = available[:iterations]
+    batch = trace.batch
+
+    log.info("simulating %s, batch %d, %d iteration(s), %s on %s, layout %s",
+             model.name, batch, len(available), settings.dataflow.name, settings.arch.name,
+             settings.layout.name)
+    dense_rows = {}
+    for layer in model.layers:
+        for pass_ in PASSES:
+            dense_rows[(layer.name, pass_.value)] = _dense_pass(layer, pass_, batch, settings)
+
+    sparse_rows = []
+    for iteration in available:
+        for layer in model.layers:
+            masks = trace.load(iteration, layer.name)
+            for pass_ in PASSES:
+                dense_macs = dense_rows[(layer.name, pass_.value)][0].dense_macs
+                sparse_rows.append(_sparse_pass(layer, pass_, batch, iteration, masks, settings,
+                                                dense_macs))
+        log.info("iteration %d done", iteration)
+
+    return Report.build(
+        workload=model.name, arch=settings.arch, energy=settings.energy,
+        dataflow=settings.dataflow.name, balancer=settings.balancer,
+        layout=settings.layout.name, policy=format_policy(settings.policy),
+        trace={"path": trace_label, "description": trace.describe(),
+               "synthetic": trace.synthetic, "provenance": trace.provenance},
+        batch=batch, iterations=available, sparse=sparse_rows, dense=dense_rows,
+        version=__version__, limitations=LIMITATIONS)
+
+
+def _sparse_pass(layer: Layer, pass_: Pass, batch: int, iteration: int, masks,
+                 settings: RunSettings, dense_macs: int) -> tuple[PassCounters, dict]:
+    mapping = map_pass(layer, pass_, batch, settings.arch, settings.dataflow)
+    skip = settings.policy[pass_]
+    reads_weights = Tensor.W in mapping.operands
+    weights = masks.weights if reads_weights else None
+    layout = settings.layout if reads_weights else get_layout("dense")
+    counters = _run(mapping, skip, masks, layout, weights, settings, "sparse", iteration,
+                    dense_macs)
+    return counters, energy_breakdown(counters, settings.energy, settings.arch)
+
+
+def _dense_pass(layer: Layer, pass_: Pass, batch: int, settings: RunSettings):
+    best = None
+    dense_layout = get_layout("dense")
+    for dataflow in settings.dense_dataflows:
+        try:
+            mapping = map_pass(layer, pass_, batch, settings.arch, dataflow)
+        except InputError:
+            # A dataflow whose tiles cannot fit this layer is not a candidate.
+            continue
+        counters = _run(mapping, None, None, dense_layout, None, settings, "dense", -1, None)
+        if best is None or counters.cycles < best.cycles:
+            best = counters
+    if best is None:
+        raise InputError(f"layer {layer.name!r} {pass_.value}: no bundled dataflow fits this "
+                         f"layer on {settings.arch.name}; use an architecture with larger buffers")
+    return best, energy_breakdown(best, settings.energy, settings.arch)
+
+
+def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
+         weights: np.ndarray | None, settings: RunSettings, run: str,
+         iteration: int, dense_macs: int | None) -> PassCounters:
+    """Simulate one mapped pass; *dense_macs* None means this run skips nothing."""
+    arch = settings.arch
+    work = tile_work(mapping, skip, masks)
+    traffic = tile_traffic(mapping, arch, layout, weights)
+    pe_steps = None
+    if settings.per_pe and mapping.steps * arch.pe_count <= PER_PE_LIMIT:
+        pe_steps = pe_work(mapping, skip, masks)
+    schedule = _schedule(work, traffic, arch, pe_steps)
+    timing = run_pass(schedule, settings.max_events)
+
+    mpc = arch.macs_per_cycle
+    useful = float(work.spread_macs.sum()) / mpc
+    balanced = float(work.balanced_macs.sum())
+    busiest = float(work.busiest_macs.sum())
+    counters = PassCounters(
+        iteration=iteration, layer=mapping.layer.name, pass_=mapping.pass_.value, run=run,
+        dataflow=mapping.dataflow, mapping=mapping.describe(),
+        padded_macs=mapping.layer.macs(mapping.batch),
+        dense_macs=work.total_effective_macs if dense_macs is None else dense_macs,
+        effective_macs=work.total_effective_macs,
+        cycles=timing.cycles, useful_cycles=useful,
+        imbalance_stall_cycles=(busiest - balanced) / mpc,
+        mapping_stall_cycles=(balanced / mpc) - useful,
+        memory_stall_cycles=timing.memory_wait_cycles + timing.port_stall_cycles
+        + timing.drain_tail_cycles + (timing.compute_cycles - busiest / mpc),
+        busiest_pe_macs=busiest, balanced_pe_macs=balanced,
+        steps=int(work.steps.sum()), tiles=mapping.tiles, events=timing.events,
+        pe_count=arch.pe_count, macs_per_cycle=mpc,
+        accesses=_accesses(work, traffic, arch), metadata=_metadata(traffic, arch))
+    counters.check()
+    return counters
+
+
+def _schedule(work: TileWork, traffic: TileTraffic, arch: Arch, pe_steps) -> TileSchedule:
+    mpc = arch.macs_per_cycle
+    port_cycles = np.maximum(traffic.glb_array_bits / arch.glb_bits_per_cycle,
+                             traffic.noc_unique_words / arch.noc_words_per_cycle)
+    return TileSchedule(load_cycles=traffic.dram_read_bits / arch.dram_bits_per_cycle,
+                        compute_cycles=work.busiest_macs / mpc,
+                        port_cycles=port_cycles,
+                        drain_cycles=traffic.dram_write_bits / arch.dram_bits_per_cycle,
+                        pe_steps=pe_steps, macs_per_cycle=mpc)
+
+
+def _accesses(work: TileWork, traffic: TileTraffic, arch: Arch) -> dict:
+    macs = float(work.effective_macs.sum())
+    width = arch.glb_bank_width_bits
+
+    def total(array: np.ndarray) -> float:
+        return float(array.sum())
+
+    return {
+        "mac": macs,
+        # Each MAC reads two operands and the partial sum, and writes it back.
+        "rf_read": 3 * macs + total(traffic.psum_out_words),
+        "rf_write": macs + total(traffic.rf_fill_words),
+        "glb_read": (total(traffic.glb_read_bits) - total(traffic.metadata_glb_read_bits)) / width,
+        "glb_write": (total(traffic.glb_write_bits) - total(traffic.metadata_glb_write_bits))
+        / width,
+        "noc_word": total(traffic.noc_words) - total(traffic.metadata_noc_words),
+        "dram_read_bit": total(traffic.dram_read_bits) - total(traffic.metadata_dram_bits),
+        "dram_write_bit": total(traffic.dram_write_bits),
+    }
+
+
+def _metadata(traffic: TileTraffic, arch: Arch) -> dict:
+    width = arch.glb_bank_width_bits
+    return {
+        "metadata_dram_read_bit": float(traffic.metadata_dram_bits.sum()),
+        "metadata_glb_read": float(traffic.metadata_glb_read_bits.sum()) / width,
+        "metadata_glb_write": float(traffic.metadata_glb_write_bits.sum()) / width,
+        "metadata_noc_word": float(traffic.metadata_noc_words.sum()),
+        "metadata_decode": float(traffic.metadata_decodes.sum()),
+    }
