@@ -167,7 +167,7 @@ def map_pass(layer: Layer, pass_: Pass, batch: int, arch: Arch,
         return ""
 
     if spec.glb_search:
-        glb_order, glb_extent = _search_glb(mapping, glb_problem)
+        glb_order, glb_extent = _search_glb(mapping, arch, glb_problem)
         mapping = _replace(mapping, glb_order=glb_order)
     else:
         glb_extent = _resolve(spec.glb_tile, step_counts, glb_problem)
@@ -176,14 +176,17 @@ def map_pass(layer: Layer, pass_: Pass, batch: int, arch: Arch,
                     glb_words_used=_glb_words(mapping, glb_extent))
 
 
-def _search_glb(mapping: PassMapping, problem) -> tuple[tuple[Dim, ...], dict]:
-    """Pick the GLB loop order and tile with the least DRAM traffic.
+def _search_glb(mapping: PassMapping, arch: Arch, problem) -> tuple[tuple[Dim, ...], dict]:
+    """Pick the GLB loop order and tile that move data fastest.
 
     For every order of the dimensions that take more than one step, the
     tile covers the innermost loops whole and the next one as far as the GLB
-    allows; DRAM words are estimated in closed form for dense tensors. Ties
-    go to fewer tiles.
+    allows. Each candidate is scored by the largest of its dense compute
+    time, its DRAM time and its GLB port time, the latter two estimated in
+    closed form for dense tensors; ties go to less DRAM traffic, which
+    saves energy, then to fewer tiles.
     """
+    compute = mapping.steps * math.prod(mapping.rf_extent.values()) / arch.macs_per_cycle
     iterating = [d for d in mapping.loop_order if mapping.step_count(d) > 1]
     fixed = [d for d in mapping.loop_order if d not in iterating]
     best = None
@@ -207,7 +210,7 @@ def _search_glb(mapping: PassMapping, problem) -> tuple[tuple[Dim, ...], dict]:
             extent[dim] = low
             break
         candidate = _replace(mapping, glb_order=order, glb_extent=dict(extent))
-        score = (dram_words(candidate), candidate.tiles)
+        score = mapping_score(candidate, arch, compute)
         if best is None or score < best[0]:
             best = (score, order, dict(extent))
     if best is None:
@@ -215,16 +218,26 @@ def _search_glb(mapping: PassMapping, problem) -> tuple[tuple[Dim, ...], dict]:
     return best[1], best[2]
 
 
+def mapping_score(mapping: PassMapping, arch: Arch, compute: float) -> tuple:
+    """Search key: estimated cycles, then DRAM words, then tiles (lower is better)."""
+    dram = dram_words(mapping)
+    ports = array_words(mapping) * arch.word_bits / arch.glb_bits_per_cycle
+    cycles = max(compute, dram * arch.word_bits / arch.dram_bits_per_cycle, ports)
+    return (cycles, dram, mapping.tiles)
+
+
 def dram_words(mapping: PassMapping) -> int:
-    """Closed-form estimate of the DRAM words a mapping moves, tensors taken dense."""
+    """Closed-form count of the DRAM words a mapping moves, tensors taken dense.
+
+    Exact for the traffic model in :mod:`procrustes_sim.traffic` when every
+    tensor is dense and has no groups.
+    """
     counts = {d: mapping.tile_count(d) for d in DIMS}
-    extent = {d: min(mapping.sizes[d], mapping.glb_extent[d] * mapping.block(d)) for d in DIMS}
     iterating = [d for d in mapping.glb_order if counts[d] > 1]
     total = 0
     for tensor in pass_tensors(mapping.pass_):
         relevant = TENSOR_DIMS[tensor]
-        words = tensor_words(mapping.layer, tensor, extent)
-        words *= math.prod(counts[d] for d in iterating if d in relevant)
+        words = _distinct_words(mapping, tensor)
         positions = [i for i, d in enumerate(iterating) if d in relevant]
         repeat = 1
         if positions:
@@ -234,6 +247,54 @@ def dram_words(mapping: PassMapping) -> int:
             total += words * (2 * repeat - 1)
         else:
             total += words * repeat
+    return total
+
+
+def _tile_extents(mapping: PassMapping, dim: Dim) -> list[int]:
+    span = mapping.glb_extent[dim] * mapping.block(dim)
+    return [min(span, mapping.sizes[dim] - t * span) for t in range(mapping.tile_count(dim))]
+
+
+def _distinct_words(mapping: PassMapping, tensor: Tensor) -> int:
+    """Words of *tensor* summed over all its distinct GLB tiles."""
+    layer = mapping.layer
+    if tensor in _INPUT_SHAPED:
+        rows = sum(min(layer.H, (p - 1) * layer.stride + r)
+                   for p in _tile_extents(mapping, Dim.P) for r in _tile_extents(mapping, Dim.R))
+        cols = sum(min(layer.W, (q - 1) * layer.stride + s)
+                   for q in _tile_extents(mapping, Dim.Q) for s in _tile_extents(mapping, Dim.S))
+        return mapping.sizes[Dim.N] * mapping.sizes[Dim.C] * rows * cols
+    return math.prod(mapping.sizes[d] for d in TENSOR_DIMS[tensor])
+
+
+def array_words(mapping: PassMapping) -> int:
+    """Closed-form estimate of the words the array moves through the GLB ports.
+
+    A tensor that changes inside a tile is delivered once per change there;
+    one that stays put for a whole tile is delivered only when the next
+    tile needs a different block of it.
+    """
+    counts = {d: mapping.tile_count(d) for d in DIMS}
+    extent = {d: min(mapping.sizes[d], mapping.glb_extent[d] * mapping.block(d)) for d in DIMS}
+    between = [d for d in mapping.glb_order if counts[d] > 1]
+    inside = [d for d in mapping.loop_order
+              if mapping.glb_extent[d] > 1 and mapping.step_count(d) > 1]
+    total = 0
+    for tensor in pass_tensors(mapping.pass_):
+        relevant = TENSOR_DIMS[tensor]
+        words = tensor_words(mapping.layer, tensor, extent)
+        changing = [i for i, d in enumerate(inside) if d in relevant]
+        if changing:
+            repeat = math.prod(mapping.glb_extent[d] for d in inside[:changing[-1]]
+                               if d not in relevant)
+            moved = words * repeat * mapping.tiles
+        else:
+            positions = [i for i, d in enumerate(between) if d in relevant]
+            repeat = 1
+            if positions:
+                repeat = math.prod(counts[d] for d in between[:positions[-1]] if d not in relevant)
+            moved = words * repeat * math.prod(counts[d] for d in between if d in relevant)
+        total += 2 * moved if tensor == mapping.output else moved
     return total
 
 

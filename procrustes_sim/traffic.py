@@ -147,6 +147,12 @@ def _changes(mapping: PassMapping, tensor: Tensor) -> tuple[np.ndarray, np.ndarr
     return changed, first
 
 
+def _changes_inside(mapping: PassMapping, tensor: Tensor) -> bool:
+    """Whether the tensor's block in the PEs changes between steps of a tile."""
+    return any(mapping.glb_extent[d] > 1 and mapping.step_count(d) > 1
+               for d in mapping.loop_order if d in TENSOR_DIMS[tensor])
+
+
 def _repeats(mapping: PassMapping, tensor: Tensor) -> np.ndarray:
     """Deliveries of each tensor block to the PEs inside every tile, as a tile grid.
 
@@ -205,6 +211,10 @@ def tile_traffic(mapping: PassMapping, arch: Arch, layout: Layout, weights: np.n
             data, meta, decoded = words * word_bits, zeros, zeros
         changed, _ = _changes(mapping, tensor)
         repeats = _flatten(_repeats(mapping, tensor), mapping)
+        if not _changes_inside(mapping, tensor):
+            # The block stays in the PEs through the tile and across tiles
+            # until the tile sequence moves to another block.
+            repeats = repeats * changed
         fan = _fan(mapping, tensor)
         copies = 1 if arch.noc_multicast else fan
         meta_words = meta / word_bits
@@ -229,6 +239,9 @@ def tile_traffic(mapping: PassMapping, arch: Arch, layout: Layout, weights: np.n
     changed, first = _changes(mapping, output)
     leaves = np.append(changed[1:], True)
     repeats = _flatten(_repeats(mapping, output), mapping)
+    if not _changes_inside(mapping, output):
+        # Partial sums stay in the PEs until the tile sequence moves on.
+        repeats = repeats * leaves
     fan_in = _fan(mapping, output)
     # Partial sums from the PEs along dimensions the output ignores meet in
     # the NoC when it reduces spatially, else each one reaches the GLB.
