@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replay the first this many iterations of the trace (default: all)")
     run.add_argument("--per-pe", action="store_true",
                      help="simulate each PE as its own process on small layers")
-    run.add_argument("--max-events", type=_positive_int, default=256,
+    run.add_argument("--max-events", type=_positive_int, default=128,
                      help="most tile chunks per layer and pass in the engine "
                           "(default: %(default)s)")
     run.add_argument("--out", default=None,
@@ -136,17 +136,24 @@ def _configure_logging(args: argparse.Namespace) -> None:
 def _command_run(args: argparse.Namespace) -> int:
     from procrustes_sim.simulation import simulate
 
+    # Check a given --out before the simulation, which may take minutes.
+    if args.out:
+        _check_out_folder(Path(args.out))
     report = simulate(args.trace, workload=args.workload, arch=args.arch, energy=args.energy,
                       dataflow=args.dataflow, layout=args.layout, balancer=args.balancer,
                       skip=args.skip, batch=args.batch, iterations=args.iterations,
                       per_pe=args.per_pe, max_events=args.max_events)
     out = Path(args.out) if args.out else Path("results") / report.header["workload"]
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {str(out)!r} is a file; give a folder")
+    _check_out_folder(out)
     summary, layers = report.write(out)
     print(report.format_table())
     print(f"wrote {summary} and {layers}")
     return 0
+
+
+def _check_out_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {str(out)!r} is a file; give a folder")
 
 
 def _command_trace(args: argparse.Namespace) -> int:

@@ -184,6 +184,9 @@ def parse_energy_table(data: object, where: str, default_name: str = "custom") -
         entry = actions.section(action)
         pj[action] = float(entry.number("energy_pj", minimum=0.0, strict=False, unit="pJ"))
         sources[action] = entry.text("source")
+        given_source = entry.mapping.get("source")
+        if isinstance(given_source, str) and not given_source.strip():
+            problems.append(f"{entry.path}.source: empty; say where the energy comes from")
         entry.optional("per", "")
         entry.reject_unknown()
     actions.reject_unknown()

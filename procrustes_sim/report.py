@@ -16,7 +16,7 @@ import csv
 import io
 import json
 import os
-import tempfile
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,13 +31,15 @@ LIMITATIONS = (
     "Layers run one after another; overlap between layers is not modelled.",
     "Activations and gradients move dense; zeros of X or dY are skipped by zero "
     "detection at the PE, which saves MAC cycles and RF reads but no traffic.",
-    "Partial-sum reduction across the array is pipelined and adds NoC energy, not cycles.",
-    "GLB bank conflicts between DRAM fills and array reads are not modelled; the GLB "
-    "port limit applies to the array's traffic.",
-    "DRAM is one channel with fixed bandwidth and no row-buffer effects.",
+    "The spatial reduction of partial sums is pipelined: it costs NoC energy and its "
+    "reduced output counts against the NoC bandwidth, but the tree adds no latency.",
+    "GLB bank conflicts between DRAM fills and array reads are not modelled.",
+    "DRAM is one channel of fixed bandwidth with no row-buffer effects.",
     "Consecutive GLB tiles are merged into at most max_events chunks per layer and pass.",
     "Re-encoding of weights after each update, the quantile unit and PRNG regeneration "
     "of decayed initial weights are not charged yet.",
+    "Only the 'none' balancer exists: PEs run in lock step.",
+    "The mapper searches GLB loop orders with closed-form estimates, not exhaustively.",
     "Energy table entries marked 'estimate' in the energy YAML are not published figures.",
 )
 
@@ -50,6 +52,21 @@ CSV_COLUMNS = (
     *(f"sparse_energy_{c}_pj" for c in COMPONENTS),
     *(f"dense_energy_{c}_pj" for c in COMPONENTS),
 )
+
+
+def _create_temporary(folder: Path, name: str) -> tuple[int, str]:
+    """Create a new hidden file in *folder* and return its descriptor and path.
+
+    ``os.open`` with mode 0o666 lets the umask set the permissions, as for
+    any other file the user writes. ``tempfile.mkstemp`` would give 0o600.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        path = folder / f".{name}.{secrets.token_hex(8)}.tmp"
+        try:
+            return os.open(path, flags, 0o666), str(path)
+        except FileExistsError:
+            continue
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -195,19 +212,35 @@ class Report:
         return buffer.getvalue()
 
     def write(self, folder: str | Path) -> tuple[Path, Path]:
-        """Write summary.json and layers.csv into *folder*, each atomically."""
+        """Write summary.json and layers.csv into *folder*, each atomically.
+
+        If a write or rename fails, the files it created are removed again.
+        NOTE: a file that existed before and was already replaced keeps the
+        new content, so a failed overwrite can mix two runs' files.
+        """
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         contents = {"layers.csv": self.layers_csv(), "summary.json": self.summary_json()}
         temporary = {}
+        created = []
         try:
             for name, text in contents.items():
-                handle, path = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
+                handle, path = _create_temporary(folder, name)
+                # Recorded before writing, so that a failed write is cleaned up too.
+                temporary[name] = path
                 with os.fdopen(handle, "w") as file:
                     file.write(text)
-                temporary[name] = path
             for name, path in temporary.items():
-                os.replace(path, folder / name)
+                final = folder / name
+                existed = final.exists()
+                os.replace(path, final)
+                if not existed:
+                    created.append(final)
+        except BaseException:
+            # A failed rename must not leave one new file without the other.
+            for final in created:
+                final.unlink(missing_ok=True)
+            raise
         finally:
             for path in temporary.values():
                 if os.path.exists(path):

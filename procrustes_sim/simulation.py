@@ -14,6 +14,7 @@ runs once and applies to every iteration.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -63,6 +64,16 @@ class RunSettings:
     policy: dict
     per_pe: bool
     max_events: int
+    mappings: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def map(self, layer: Layer, pass_: Pass, batch: int,
+            dataflow: dataflow_files.Dataflow) -> PassMapping:
+        """Map one layer and pass; layers of the same shape share one search."""
+        key = (dataclasses.replace(layer, name=""), pass_, batch, dataflow.name, dataflow.source)
+        if key not in self.mappings:
+            # map_pass raises InputError naming this layer if it cannot fit.
+            self.mappings[key] = map_pass(layer, pass_, batch, self.arch, dataflow)
+        return dataclasses.replace(self.mappings[key], layer=layer)
 
 
 def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workload | None = None,
@@ -71,7 +82,7 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
              dataflow: str | Path = "CxN", layout: str = "block-mask", balancer: str = "none",
              skip: str | dict | None = None, batch: int | None = None,
              iterations: int | None = None, per_pe: bool = False,
-             max_events: int = 256) -> Report:
+             max_events: int = 128) -> Report:
     """Replay *trace* and return the sparse run, the dense baseline and their ratios.
 
     With no trace, a synthetic Bernoulli trace of VGG-S at 10% weight
@@ -82,8 +93,9 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
     """
     settings = _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events)
     if trace is None:
+        model = _workload(workload or DEFAULT_WORKLOAD)
+        _check_mappings(model, batch or DEFAULT_BATCH, settings)
         with tempfile.TemporaryDirectory(prefix="procrustes-sim-") as folder:
-            model = _workload(workload or DEFAULT_WORKLOAD)
             path = Path(folder) / f"{model.name}-synthetic.pstrace"
             log.info("generating a synthetic trace of %s at weight density %.2f (seed %d)",
                      model.name, DEFAULT_DENSITY, DEFAULT_SEED)
@@ -120,6 +132,13 @@ def _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events
     )
 
 
+def _check_mappings(model: Workload, batch: int, settings: RunSettings) -> None:
+    """Map every layer and pass before any work, so bad tiles fail fast."""
+    for layer in model.layers:
+        for pass_ in PASSES:
+            settings.map(layer, pass_, batch, settings.dataflow)
+
+
 def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch: int | None,
                     iterations: int | None, trace_label: str) -> Report:
     trace.check_workload(model)
@@ -135,14 +154,22 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
                              f"{iterations} requested; give at most {len(available)}")
         available = available[:iterations]
     batch = trace.batch
+    _check_mappings(model, batch, settings)
 
     log.info("simulating %s, batch %d, %d iteration(s), %s on %s, layout %s",
              model.name, batch, len(available), settings.dataflow.name, settings.arch.name,
              settings.layout.name)
     dense_rows = {}
+    # Layers of the same shape have the same dense baseline; run it once.
+    dense_by_shape: dict = {}
     for layer in model.layers:
+        shape = dataclasses.replace(layer, name="")
         for pass_ in PASSES:
-            dense_rows[(layer.name, pass_.value)] = _dense_pass(layer, pass_, batch, settings)
+            if (shape, pass_) not in dense_by_shape:
+                dense_by_shape[(shape, pass_)] = _dense_pass(layer, pass_, batch, settings)
+            counters, energy = dense_by_shape[(shape, pass_)]
+            dense_rows[(layer.name, pass_.value)] = (dataclasses.replace(counters, layer=layer.name),
+                                                     energy)
 
     sparse_rows = []
     for iteration in available:
@@ -166,7 +193,7 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
 
 def _sparse_pass(layer: Layer, pass_: Pass, batch: int, iteration: int, masks,
                  settings: RunSettings, dense_macs: int) -> tuple[PassCounters, dict]:
-    mapping = map_pass(layer, pass_, batch, settings.arch, settings.dataflow)
+    mapping = settings.map(layer, pass_, batch, settings.dataflow)
     skip = settings.policy[pass_]
     reads_weights = Tensor.W in mapping.operands
     weights = masks.weights if reads_weights else None
@@ -177,30 +204,51 @@ def _sparse_pass(layer: Layer, pass_: Pass, batch: int, iteration: int, masks,
 
 
 def _dense_pass(layer: Layer, pass_: Pass, batch: int, settings: RunSettings):
-    best = None
+    """Run the dense baseline of one layer and pass on its fastest bundled dataflow.
+
+    Every candidate's cycles are at least the largest of its compute, DRAM
+    and GLB port totals, so a candidate whose bound is no better than the
+    fastest simulated so far cannot win and is not simulated.
+    """
     dense_layout = get_layout("dense")
+    candidates = []
     for dataflow in settings.dense_dataflows:
         try:
-            mapping = map_pass(layer, pass_, batch, settings.arch, dataflow)
+            mapping = settings.map(layer, pass_, batch, dataflow)
         except InputError:
             # A dataflow whose tiles cannot fit this layer is not a candidate.
             continue
-        counters = _run(mapping, None, None, dense_layout, None, settings, "dense", -1, None)
-        if best is None or counters.cycles < best.cycles:
-            best = counters
-    if best is None:
+        work = tile_work(mapping, None, None)
+        traffic = tile_traffic(mapping, settings.arch, dense_layout, None)
+        schedule = _schedule(work, traffic, settings.arch, None)
+        bound = max(schedule.compute_cycles.sum(), schedule.port_cycles.sum(),
+                    schedule.load_cycles.sum() + schedule.drain_cycles.sum())
+        candidates.append((bound, mapping, work, traffic))
+    if not candidates:
         raise InputError(f"layer {layer.name!r} {pass_.value}: no bundled dataflow fits this "
                          f"layer on {settings.arch.name}; use an architecture with larger buffers")
+    best = None
+    for bound, mapping, work, traffic in sorted(candidates, key=lambda c: c[0]):
+        if best is not None and bound >= best.cycles:
+            break
+        counters = _run(mapping, None, None, dense_layout, None, settings, "dense", -1, None,
+                        analysed=(work, traffic))
+        if best is None or counters.cycles < best.cycles:
+            best = counters
     return best, energy_breakdown(best, settings.energy, settings.arch)
 
 
 def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
          weights: np.ndarray | None, settings: RunSettings, run: str,
-         iteration: int, dense_macs: int | None) -> PassCounters:
-    """Simulate one mapped pass; *dense_macs* None means this run skips nothing."""
+         iteration: int, dense_macs: int | None, analysed=None) -> PassCounters:
+    """Simulate one mapped pass; *dense_macs* None means this run skips nothing.
+
+    *analysed* passes in the pass's work and traffic when already computed.
+    """
     arch = settings.arch
-    work = tile_work(mapping, skip, masks)
-    traffic = tile_traffic(mapping, arch, layout, weights)
+    if analysed is None:
+        analysed = (tile_work(mapping, skip, masks), tile_traffic(mapping, arch, layout, weights))
+    work, traffic = analysed
     pe_steps = None
     if settings.per_pe and mapping.steps * arch.pe_count <= PER_PE_LIMIT:
         pe_steps = pe_work(mapping, skip, masks)

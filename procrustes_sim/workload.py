@@ -284,6 +284,11 @@ def load_workload(name_or_path: str | Path) -> Workload:
         if not path.is_file():
             raise InputError(f"workload file {str(path)!r} not found; "
                              f"give a topology CSV or one of: {', '.join(workloads.available())}")
-        return parse_topology(path.read_text(), name=path.stem, source=str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise InputError(f"workload file {str(path)!r} is not UTF-8 text; give a "
+                             "topology CSV") from None
+        return parse_topology(text, name=path.stem, source=str(path))
     name = str(name_or_path)
     return parse_topology(workloads.read_topology(name), name=name, source=f"workloads/{name}.csv")

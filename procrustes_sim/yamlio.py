@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,13 @@ def load_yaml(text: str, where: str) -> Any:
 def read_yaml_file(path: Path) -> Any:
     """Read and parse a YAML file; raise InputError if it is missing."""
     if not path.is_file():
-        raise InputError(f"file {str(path)!r} not found")
-    return load_yaml(path.read_text(), str(path))
+        raise InputError(f"file {str(path)!r} not found; check the path")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"{path}: not a UTF-8 text file (byte {error.start}); "
+                         "give a YAML file") from None
+    return load_yaml(text, str(path))
 
 
 class Fields:
@@ -61,10 +67,13 @@ class Fields:
         kind_ok = isinstance(value, int) if integer else isinstance(value, (int, float))
         bad = isinstance(value, bool) or not kind_ok
         if not bad:
-            bad = value <= minimum if strict else value < minimum
+            # NaN fails every comparison and infinity passes the minimum, so both
+            # need their own check.
+            bad = (isinstance(value, float) and not math.isfinite(value)) \
+                or (value <= minimum if strict else value < minimum)
         if bad:
             relation = ">" if strict else ">="
-            kind = "an integer" if integer else "a number"
+            kind = "an integer" if integer else "a finite number"
             unit_text = f" {unit}" if unit else ""
             self.problems.append(f"{self.path}.{key}: {value!r} is invalid; expected {kind} "
                                  f"{relation} {minimum:g}{unit_text}")

@@ -59,16 +59,16 @@ def _chunks(count: int, max_events: int) -> list[tuple[int, int]]:
     return [(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
-def run_pass(schedule: TileSchedule, max_events: int = 256) -> PassTiming:
+def run_pass(schedule: TileSchedule, max_events: int = 128) -> PassTiming:
     """Simulate one pass; raise SimulationError if the pipeline does not drain."""
     count = len(schedule.compute_cycles)
     if count == 0:
         return PassTiming(0.0, 0.0, 0.0, 0.0, 0.0, 0)
     per_pe = schedule.pe_steps is not None
     chunks = _chunks(count, count if per_pe else max_events)
-
-    def total(array: np.ndarray, start: int, end: int) -> float:
-        return float(array[start:end].sum())
+    starts = np.array([start for start, _ in chunks])
+    sums = {name: np.add.reduceat(getattr(schedule, name), starts).tolist()
+            for name in ("load_cycles", "compute_cycles", "port_cycles", "drain_cycles")}
 
     env = simpy.Environment()
     dram = simpy.Resource(env, capacity=1)
@@ -82,14 +82,14 @@ def run_pass(schedule: TileSchedule, max_events: int = 256) -> PassTiming:
             yield halves.get(1)
             with dram.request() as request:
                 yield request
-                yield env.timeout(total(schedule.load_cycles, start, end))
+                yield env.timeout(sums["load_cycles"][index])
             filled[index].succeed()
             state["events"] += 1
 
-    def drain(start: int, end: int):
+    def drain(index: int):
         with dram.request() as request:
             yield request
-            yield env.timeout(total(schedule.drain_cycles, start, end))
+            yield env.timeout(sums["drain_cycles"][index])
         yield halves.put(1)
         state["events"] += 1
 
@@ -119,18 +119,18 @@ def run_pass(schedule: TileSchedule, max_events: int = 256) -> PassTiming:
             yield filled[index]
             state["memory_wait"] += env.now - waited_from
             began = env.now
-            compute = total(schedule.compute_cycles, start, end)
+            compute = sums["compute_cycles"][index]
             if per_pe:
                 yield env.process(compute_per_pe(start, end))
                 compute = env.now - began
             else:
                 yield env.timeout(compute)
-            ports = total(schedule.port_cycles, start, end)
+            ports = sums["port_cycles"][index]
             if ports > compute:
                 yield env.timeout(ports - compute)
                 state["port_stall"] += ports - compute
             state["compute"] += compute
-            drains.append(env.process(drain(start, end)))
+            drains.append(env.process(drain(index)))
         state["array_end"] = env.now
         yield simpy.AllOf(env, drains)
 
