@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--max-events", type=_positive_int, default=128,
                      help="most tile chunks per layer and pass in the engine "
                           "(default: %(default)s)")
+    run.add_argument("--record-pe", action="append", default=[], metavar="LAYER:PASS",
+                     help="keep the per-step, per-PE work of one layer and pass in "
+                          "pe_work.npz, for the imbalance heatmap (repeatable)")
     run.add_argument("--out", default=None,
                      help="folder for summary.json and layers.csv (default: results/<workload>)")
     _add_common(run)
@@ -142,7 +145,8 @@ def _command_run(args: argparse.Namespace) -> int:
     report = simulate(args.trace, workload=args.workload, arch=args.arch, energy=args.energy,
                       dataflow=args.dataflow, layout=args.layout, balancer=args.balancer,
                       skip=args.skip, batch=args.batch, iterations=args.iterations,
-                      per_pe=args.per_pe, max_events=args.max_events)
+                      per_pe=args.per_pe, max_events=args.max_events,
+                      record_pe=args.record_pe)
     out = Path(args.out) if args.out else Path("results") / report.header["workload"]
     _check_out_folder(out)
     summary, layers = report.write(out)

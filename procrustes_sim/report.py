@@ -17,7 +17,9 @@ import io
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+import numpy as np
 from pathlib import Path
 
 from procrustes_sim.config import Arch, EnergyTable
@@ -25,6 +27,9 @@ from procrustes_sim.counters import PassCounters
 from procrustes_sim.energy import COMPONENTS
 
 RESULTS_FORMAT = 1
+
+# Array name in pe_work.npz of the per-PE work of one iteration, layer and pass.
+PE_WORK_KEY = "{0}/{1}/{2}"
 
 # What the model leaves out; every report repeats this list.
 LIMITATIONS = (
@@ -80,12 +85,14 @@ class Report:
     header: dict
     sparse_rows: list  # (PassCounters, energy dict) per iteration, layer and pass
     dense_rows: dict  # (layer, pass) -> (PassCounters, energy dict), per iteration
+    # (iteration, layer, pass) -> MACs per step and PE, shape (steps, rows, cols)
+    pe_work: dict = field(default_factory=dict)
 
     @classmethod
     def build(cls, *, workload: str, arch: Arch, energy: EnergyTable, dataflow: str,
               balancer: str, layout: str, policy: str, trace: dict, batch: int,
               iterations: list, sparse: list, dense: dict, version: str,
-              limitations: tuple) -> "Report":
+              limitations: tuple, pe_work: dict | None = None) -> "Report":
         """Assemble a report from the simulation's rows."""
         header = {
             "results_format": RESULTS_FORMAT,
@@ -102,8 +109,10 @@ class Report:
             "iterations": list(iterations),
             "clock_ghz": arch.clock_ghz,
             "limitations": list(limitations),
+            "pe_work_recorded": [PE_WORK_KEY.format(*key) for key in sorted(pe_work or {})],
         }
-        return cls(header=header, sparse_rows=list(sparse), dense_rows=dict(dense))
+        return cls(header=header, sparse_rows=list(sparse), dense_rows=dict(dense),
+                   pe_work=dict(pe_work or {}))
 
     # Totals -------------------------------------------------------------
 
@@ -214,6 +223,7 @@ class Report:
     def write(self, folder: str | Path) -> tuple[Path, Path]:
         """Write summary.json and layers.csv into *folder*, each atomically.
 
+        Recorded per-PE work goes to pe_work.npz beside them.
         If a write or rename fails, the files it created are removed again.
         NOTE: a file that existed before and was already replaced keeps the
         new content, so a failed overwrite can mix two runs' files.
@@ -221,6 +231,11 @@ class Report:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         contents = {"layers.csv": self.layers_csv(), "summary.json": self.summary_json()}
+        if self.pe_work:
+            buffer = io.BytesIO()
+            np.savez_compressed(buffer, **{PE_WORK_KEY.format(*key): steps
+                                           for key, steps in sorted(self.pe_work.items())})
+            contents["pe_work.npz"] = buffer.getvalue()
         temporary = {}
         created = []
         try:
@@ -228,7 +243,7 @@ class Report:
                 handle, path = _create_temporary(folder, name)
                 # Recorded before writing, so that a failed write is cleaned up too.
                 temporary[name] = path
-                with os.fdopen(handle, "w") as file:
+                with os.fdopen(handle, "wb" if isinstance(text, bytes) else "w") as file:
                     file.write(text)
             for name, path in temporary.items():
                 final = folder / name

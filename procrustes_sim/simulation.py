@@ -65,6 +65,7 @@ class RunSettings:
     per_pe: bool
     max_events: int
     mappings: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    record_pe: set = dataclasses.field(default_factory=set, compare=False, repr=False)
 
     def map(self, layer: Layer, pass_: Pass, batch: int,
             dataflow: dataflow_files.Dataflow) -> PassMapping:
@@ -82,16 +83,20 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
              dataflow: str | Path = "CxN", layout: str = "block-mask", balancer: str = "none",
              skip: str | dict | None = None, batch: int | None = None,
              iterations: int | None = None, per_pe: bool = False,
-             max_events: int = 128) -> Report:
+             max_events: int = 128, record_pe: list[str] | tuple = ()) -> Report:
     """Replay *trace* and return the sparse run, the dense baseline and their ratios.
 
     With no trace, a synthetic Bernoulli trace of VGG-S at 10% weight
     density (seed 0) is generated and replayed, and the report says so.
     *iterations* replays the first that many iterations of the trace.
     *per_pe* simulates every PE as its own process (small layers only).
+    *record_pe* names ``LAYER:PASS`` pairs whose per-step, per-PE work of
+    the sparse run the report keeps (``Report.pe_work``) and writes to
+    ``pe_work.npz``.
     Raises InputError for invalid input.
     """
     settings = _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events)
+    settings.record_pe.update(_parse_record(record_pe))
     if trace is None:
         model = _workload(workload or DEFAULT_WORKLOAD)
         _check_mappings(model, batch or DEFAULT_BATCH, settings)
@@ -132,8 +137,27 @@ def _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events
     )
 
 
+def _parse_record(pairs) -> set:
+    """Parse ``LAYER:PASS`` strings into (layer, pass) pairs."""
+    if isinstance(pairs, str):
+        pairs = [pairs]
+    parsed = set()
+    for text in pairs:
+        layer, _, pass_name = str(text).rpartition(":")
+        if not layer or pass_name not in [p.value for p in PASSES]:
+            raise InputError(f"invalid --record-pe value {text!r}; give LAYER:PASS with PASS "
+                             "one of FW, BW, WU, for example conv1_1:FW")
+        parsed.add((layer, pass_name))
+    return parsed
+
+
 def _check_mappings(model: Workload, batch: int, settings: RunSettings) -> None:
     """Map every layer and pass before any work, so bad tiles fail fast."""
+    names = {layer.name for layer in model.layers}
+    for layer_name, _ in sorted(settings.record_pe):
+        if layer_name not in names:
+            raise InputError(f"--record-pe names layer {layer_name!r}, which {model.name} does "
+                             f"not have; its layers are {', '.join(l.name for l in model.layers)}")
     for layer in model.layers:
         for pass_ in PASSES:
             settings.map(layer, pass_, batch, settings.dataflow)
@@ -172,6 +196,7 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
                                                      energy)
 
     sparse_rows = []
+    pe_records = {}
     for iteration in available:
         for layer in model.layers:
             masks = trace.load(iteration, layer.name)
@@ -179,6 +204,11 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
                 dense_macs = dense_rows[(layer.name, pass_.value)][0].dense_macs
                 sparse_rows.append(_sparse_pass(layer, pass_, batch, iteration, masks, settings,
                                                 dense_macs))
+                if (layer.name, pass_.value) in settings.record_pe:
+                    mapping = settings.map(layer, pass_, batch, settings.dataflow)
+                    steps = pe_work(mapping, settings.policy[pass_], masks)
+                    pe_records[(iteration, layer.name, pass_.value)] = steps.reshape(
+                        -1, mapping.array_rows, mapping.array_cols).astype(np.int32)
         log.info("iteration %d done", iteration)
 
     return Report.build(
@@ -188,7 +218,7 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
         trace={"path": trace_label, "description": trace.describe(),
                "synthetic": trace.synthetic, "provenance": trace.provenance},
         batch=batch, iterations=available, sparse=sparse_rows, dense=dense_rows,
-        version=__version__, limitations=LIMITATIONS)
+        version=__version__, limitations=LIMITATIONS, pe_work=pe_records)
 
 
 def _sparse_pass(layer: Layer, pass_: Pass, batch: int, iteration: int, masks,
