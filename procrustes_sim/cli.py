@@ -19,7 +19,7 @@ import logging
 import sys
 from pathlib import Path
 
-from procrustes_sim import __version__
+from procrustes_sim import __version__, trace_cli
 from procrustes_sim.errors import InputError
 
 log = logging.getLogger("procrustes_sim")
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     synth.add_argument("--out", required=True, help="trace file to write (.pstrace)")
     _add_common(synth)
+    trace_cli.add_subcommands(trace_commands, _add_common, _positive_int, _fraction)
 
     listing = commands.add_parser("list", help="list bundled configurations")
     _add_common(listing)
@@ -164,6 +165,8 @@ def _command_trace(args: argparse.Namespace) -> int:
     from procrustes_sim.trace import synthesize
     from procrustes_sim.workload import load_workload
 
+    if args.trace_command in trace_cli.COMMANDS:
+        return trace_cli.run(args)
     workload = load_workload(args.workload)
     path = synthesize(workload, args.batch, Path(args.out), density=args.density,
                       act_density=args.act_density, grad_density=args.grad_density,

@@ -91,7 +91,10 @@ ENERGY_ACTIONS = {
     "noc_word": "one word delivered to one PE over the network-on-chip",
     "dram_read_bit": "one bit read from DRAM",
     "dram_write_bit": "one bit written to DRAM",
-    "metadata_decode": "one non-empty compressed block decoded at a PE",
+    "metadata_decode": "one metadata lookup at a PE to locate a non-zero",
+    "weight_compare": "one 32-bit compare: a weight with zero, or a gradient with the threshold",
+    "threshold_update": "one multiply of the quantile threshold by its step factor",
+    "prng_value": "one initial weight regenerated from the PRNG and scaled by the decay",
 }
 
 

@@ -57,6 +57,7 @@ class PassCounters:
     macs_per_cycle: int = 1
     accesses: dict = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # overheads.COUNTS, moved blocks, scatter bits
 
     @property
     def utilization(self) -> float:

@@ -92,7 +92,8 @@ class Report:
     def build(cls, *, workload: str, arch: Arch, energy: EnergyTable, dataflow: str,
               balancer: str, layout: str, policy: str, trace: dict, batch: int,
               iterations: list, sparse: list, dense: dict, version: str,
-              limitations: tuple, pe_work: dict | None = None) -> "Report":
+              limitations: tuple, pe_work: dict | None = None, config: str = "",
+              layout_options: dict | None = None, decay: dict | None = None) -> "Report":
         """Assemble a report from the simulation's rows."""
         header = {
             "results_format": RESULTS_FORMAT,
@@ -103,7 +104,10 @@ class Report:
             "dataflow": dataflow,
             "balancer": balancer,
             "layout": layout,
+            "config": config,
+            "layout_options": layout_options or {},
             "skip_policy": policy,
+            "initial_weight_decay": decay or "not in the trace: PRNG regeneration not charged",
             "trace": trace,
             "batch": batch,
             "iterations": list(iterations),

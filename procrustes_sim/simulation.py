@@ -30,8 +30,11 @@ from procrustes_sim.counters import PassCounters
 from procrustes_sim.energy import energy_breakdown
 from procrustes_sim.engine import TileSchedule, run_pass
 from procrustes_sim.errors import InputError
-from procrustes_sim.layouts import Layout, get_layout
-from procrustes_sim.mapping import PassMapping, map_pass
+from procrustes_sim.layouts import (DEFAULT_POINTER_BITS, DEFAULT_RUN_BITS, Layout,
+                                    get_layout)
+from procrustes_sim.balancers import apply_balancer
+from procrustes_sim.overheads import decay_schedule, training_counts
+from procrustes_sim.mapping import PassMapping, map_pass, tensor_words
 from procrustes_sim.policy import format_policy, parse_policy
 from procrustes_sim.report import LIMITATIONS, Report
 from procrustes_sim.trace import Trace, synthesize
@@ -42,6 +45,13 @@ from procrustes_sim.workload import PASSES, Layer, Pass, Tensor, Workload, load_
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKLOAD = "vgg_s"
+DEFAULT_CONFIG = "procrustes"
+
+# Named configurations: a dataflow, a weight layout and a balancer.
+NAMED_CONFIGS = {
+    "procrustes": {"dataflow": "CxN", "layout": "block-mask", "balancer": "block-reorder"},
+    "procrustes-lockstep": {"dataflow": "CxN", "layout": "block-mask", "balancer": "none"},
+}
 DEFAULT_BATCH = 16
 DEFAULT_DENSITY = 0.1
 DEFAULT_SEED = 0
@@ -64,6 +74,8 @@ class RunSettings:
     policy: dict
     per_pe: bool
     max_events: int
+    config: str
+    rf_density: float | None
     mappings: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
     record_pe: set = dataclasses.field(default_factory=set, compare=False, repr=False)
 
@@ -80,7 +92,10 @@ class RunSettings:
 def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workload | None = None,
              arch: str | Path | Arch = "procrustes-256",
              energy: str | Path | EnergyTable = "default-45nm",
-             dataflow: str | Path = "CxN", layout: str = "block-mask", balancer: str = "none",
+             config: str | None = None, dataflow: str | Path | None = None,
+             layout: str | None = None, balancer: str | None = None,
+             pointer_bits: int = DEFAULT_POINTER_BITS, run_bits: int = DEFAULT_RUN_BITS,
+             transpose: str = "reencode", rf_density: float | None = None,
              skip: str | dict | None = None, batch: int | None = None,
              iterations: int | None = None, per_pe: bool = False,
              max_events: int = 128, record_pe: list[str] | tuple = ()) -> Report:
@@ -93,9 +108,22 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
     *record_pe* names ``LAYER:PASS`` pairs whose per-step, per-PE work of
     the sparse run the report keeps (``Report.pe_work``) and writes to
     ``pe_work.npz``.
+    *config* names a preset of dataflow, layout and balancer (see
+    :data:`NAMED_CONFIGS`, default ``procrustes``); explicit arguments
+    override it. *pointer_bits*, *run_bits* and *transpose* set the layout's
+    pointer width, run-field width and transposed access; *rf_density* is
+    the weight density each PE's RF is sized for (default: the layer's).
     Raises InputError for invalid input.
     """
-    settings = _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events)
+    preset = _preset(config)
+    layout_object = get_layout(layout or preset["layout"], pointer_bits=pointer_bits,
+                               run_bits=run_bits, transpose=transpose)
+    if rf_density is not None and not (isinstance(rf_density, (int, float))
+                                       and 0.0 < rf_density <= 1.0):
+        raise InputError(f"RF density {rf_density!r} is invalid; give a number in (0, 1]")
+    settings = _settings(arch, energy, dataflow or preset["dataflow"], layout_object,
+                         balancer or preset["balancer"], skip, per_pe, max_events,
+                         config or DEFAULT_CONFIG, rf_density)
     settings.record_pe.update(_parse_record(record_pe))
     if trace is None:
         model = _workload(workload or DEFAULT_WORKLOAD)
@@ -119,7 +147,16 @@ def _workload(value: str | Workload) -> Workload:
     return value if isinstance(value, Workload) else load_workload(value)
 
 
-def _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events) -> RunSettings:
+def _preset(name: str | None) -> dict:
+    name = name or DEFAULT_CONFIG
+    if name not in NAMED_CONFIGS:
+        raise InputError(f"unknown configuration {name!r}; valid names: "
+                         f"{', '.join(NAMED_CONFIGS)}")
+    return NAMED_CONFIGS[name]
+
+
+def _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events,
+              config, rf_density) -> RunSettings:
     if not isinstance(max_events, int) or max_events < 1:
         raise InputError(f"max_events={max_events!r} is invalid; give a positive integer")
     dense = tuple(dataflow_files.load(name) for name in dataflow_files.available())
@@ -129,8 +166,10 @@ def _settings(arch, energy, dataflow, layout, balancer, skip, per_pe, max_events
         dataflow=dataflow if isinstance(dataflow, dataflow_files.Dataflow)
         else dataflow_files.load(dataflow),
         dense_dataflows=dense,
-        layout=get_layout(layout),
+        layout=layout,
         balancer=check_balancer(balancer),
+        config=config,
+        rf_density=rf_density,
         policy=parse_policy(skip),
         per_pe=bool(per_pe),
         max_events=max_events,
@@ -160,7 +199,12 @@ def _check_mappings(model: Workload, batch: int, settings: RunSettings) -> None:
                              f"not have; its layers are {', '.join(l.name for l in model.layers)}")
     for layer in model.layers:
         for pass_ in PASSES:
-            settings.map(layer, pass_, batch, settings.dataflow)
+            mapping = settings.map(layer, pass_, batch, settings.dataflow)
+            if Tensor.W in mapping.operands:
+                # Pointers address the weights of one GLB tile.
+                extent = {d: min(mapping.sizes[d], mapping.glb_extent[d] * mapping.block(d))
+                          for d in mapping.sizes}
+                settings.layout.check_widths(layer.name, tensor_words(layer, Tensor.W, extent))
 
 
 def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch: int | None,
@@ -197,13 +241,14 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
 
     sparse_rows = []
     pe_records = {}
+    decay = decay_schedule(trace.provenance)
     for iteration in available:
         for layer in model.layers:
             masks = trace.load(iteration, layer.name)
             for pass_ in PASSES:
                 dense_macs = dense_rows[(layer.name, pass_.value)][0].dense_macs
                 sparse_rows.append(_sparse_pass(layer, pass_, batch, iteration, masks, settings,
-                                                dense_macs))
+                                                dense_macs, decay))
                 if (layer.name, pass_.value) in settings.record_pe:
                     mapping = settings.map(layer, pass_, batch, settings.dataflow)
                     steps = pe_work(mapping, settings.policy[pass_], masks)
@@ -215,6 +260,10 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
         workload=model.name, arch=settings.arch, energy=settings.energy,
         dataflow=settings.dataflow.name, balancer=settings.balancer,
         layout=settings.layout.name, policy=format_policy(settings.policy),
+        config=settings.config, layout_options={
+            "pointer_bits": settings.layout.pointer_bits, "run_bits": settings.layout.run_bits,
+            "transpose": settings.layout.transpose, "rf_density": settings.rf_density},
+        decay=decay,
         trace={"path": trace_label, "description": trace.describe(),
                "synthetic": trace.synthetic, "provenance": trace.provenance},
         batch=batch, iterations=available, sparse=sparse_rows, dense=dense_rows,
@@ -222,7 +271,8 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
 
 
 def _sparse_pass(layer: Layer, pass_: Pass, batch: int, iteration: int, masks,
-                 settings: RunSettings, dense_macs: int) -> tuple[PassCounters, dict]:
+                 settings: RunSettings, dense_macs: int,
+                 decay: dict | None) -> tuple[PassCounters, dict]:
     mapping = settings.map(layer, pass_, batch, settings.dataflow)
     skip = settings.policy[pass_]
     reads_weights = Tensor.W in mapping.operands
@@ -230,6 +280,9 @@ def _sparse_pass(layer: Layer, pass_: Pass, batch: int, iteration: int, masks,
     layout = settings.layout if reads_weights else get_layout("dense")
     counters = _run(mapping, skip, masks, layout, weights, settings, "sparse", iteration,
                     dense_macs)
+    counters.extra.update(training_counts(
+        mapping, masks, settings.layout, settings.arch.word_bits, settings.arch.rf_words, decay,
+        iteration, dense_macs, settings.rf_density))
     return counters, energy_breakdown(counters, settings.energy, settings.arch)
 
 
@@ -279,8 +332,15 @@ def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
     if analysed is None:
         analysed = (tile_work(mapping, skip, masks), tile_traffic(mapping, arch, layout, weights))
     work, traffic = analysed
+    moved = np.zeros(1)
+    if run == "sparse":
+        work, traffic, moved = apply_balancer(settings.balancer, mapping, skip, masks, work,
+                                              traffic, arch, settings.layout)
     pe_steps = None
-    if settings.per_pe and mapping.steps * arch.pe_count <= PER_PE_LIMIT:
+    # Per-PE processes replay lock-step steps, so they apply to the balancer
+    # that keeps lock step.
+    if (settings.per_pe and mapping.steps * arch.pe_count <= PER_PE_LIMIT
+            and (run == "dense" or settings.balancer == "none")):
         pe_steps = pe_work(mapping, skip, masks)
     schedule = _schedule(work, traffic, arch, pe_steps)
     timing = run_pass(schedule, settings.max_events)
@@ -303,7 +363,9 @@ def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
         busiest_pe_macs=busiest, balanced_pe_macs=balanced,
         steps=int(work.steps.sum()), tiles=mapping.tiles, events=timing.events,
         pe_count=arch.pe_count, macs_per_cycle=mpc,
-        accesses=_accesses(work, traffic, arch), metadata=_metadata(traffic, arch))
+        accesses=_accesses(work, traffic, arch), metadata=_metadata(traffic, arch),
+        extra={"moved_blocks": float(moved.sum()),
+               "transpose_scatter_bits": float(traffic.transpose_glb_read_bits.sum())})
     counters.check()
     return counters
 

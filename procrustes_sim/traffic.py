@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from procrustes_sim.config import Arch
-from procrustes_sim.layouts import Layout
+from procrustes_sim.layouts import Layout, TileStats
 from procrustes_sim.mapping import PassMapping
 from procrustes_sim.work import expand_weights, group_structure
-from procrustes_sim.workload import DIMS, TENSOR_DIMS, Dim, Tensor
+from procrustes_sim.workload import DIMS, TENSOR_DIMS, Dim, Pass, Tensor
 
 _AXIS = {dim: index for index, dim in enumerate(DIMS)}
 _WEIGHT_SHAPED = (Tensor.W, Tensor.DW)
@@ -48,7 +48,8 @@ class TileTraffic:
     metadata_glb_read_bits: np.ndarray
     metadata_glb_write_bits: np.ndarray
     metadata_noc_words: np.ndarray
-    metadata_decodes: np.ndarray
+    metadata_decodes: np.ndarray  # metadata lookups at the PEs
+    transpose_glb_read_bits: np.ndarray  # extra GLB bits of scattered BW weight reads
 
 
 def _along(vector: np.ndarray, axis: int) -> np.ndarray:
@@ -82,8 +83,13 @@ def _block_sum(array: np.ndarray, axis: int, unit: int, length: int) -> np.ndarr
     return array.reshape(shape).sum(axis=axis + 1)
 
 
-def _weight_tiles(mapping: PassMapping, weights: np.ndarray | None) -> dict:
-    """Per-tile counts of structural weights, non-zeros, blocks and non-empty blocks."""
+def _weight_tiles(mapping: PassMapping, weights: np.ndarray | None,
+                  run_bits: int = 0) -> TileStats:
+    """Per-tile counts of the weight tensor as a broadcastable 7-axis tile grid.
+
+    With no *weights* every structural weight counts as non-zero. With
+    *run_bits*, the run-length fillers of every tile are counted too.
+    """
     layer = mapping.layer
     spans = {d: mapping.glb_extent[d] * mapping.block(d) for d in DIMS}
     counts = {d: mapping.tile_count(d) for d in DIMS}
@@ -92,26 +98,60 @@ def _weight_tiles(mapping: PassMapping, weights: np.ndarray | None) -> dict:
                         1, spans[Dim.C], counts[Dim.C])
     taps = _along(_tile_extent(mapping, Dim.R), _AXIS[Dim.R]) \
         * _along(_tile_extent(mapping, Dim.S), _AXIS[Dim.S])
+    rows = _along(_tile_extent(mapping, Dim.K), _AXIS[Dim.K])
     block_grid = blocks[None, :, :, None, None, None, None]
-    result = {"dense_words": block_grid * taps, "blocks": block_grid, "taps": taps}
     if weights is None:
-        result["nnz"] = result["dense_words"]
-        result["nonempty"] = result["blocks"]
-        return result
-    full = expand_weights(layer, weights).astype(np.int64)
-    nnz = full
+        dense = block_grid * taps
+        return TileStats(nnz=dense, blocks=block_grid, taps=taps, rows=rows,
+                         nonempty=block_grid * 1, fillers=0 * dense)
+    full = expand_weights(layer, weights)
+    nnz = full.astype(np.int64)
     for axis, dim in ((0, Dim.K), (1, Dim.C), (2, Dim.R), (3, Dim.S)):
         nnz = _block_sum(nnz, axis, spans[dim], counts[dim])
-    result["nnz"] = nnz[None, :, :, :, :, None, None]
     # A block is non-empty if any of its taps inside the tile is non-zero.
-    nonempty = full
+    nonempty = full.astype(np.int64)
     for axis, dim in ((2, Dim.R), (3, Dim.S)):
         nonempty = _block_sum(nonempty, axis, spans[dim], counts[dim])
     nonempty = (nonempty > 0).astype(np.int64)
     nonempty = _block_sum(_block_sum(nonempty, 0, spans[Dim.K], counts[Dim.K]),
                           1, spans[Dim.C], counts[Dim.C])
-    result["nonempty"] = nonempty[None, :, :, :, :, None, None]
-    return result
+    fillers = 0
+    if run_bits:
+        fillers = _tile_fillers(full, spans, counts, run_bits)[None, :, :, :, :, None, None]
+    return TileStats(nnz=nnz[None, :, :, :, :, None, None], blocks=block_grid, taps=taps,
+                     rows=rows, nonempty=nonempty[None, :, :, :, :, None, None],
+                     fillers=fillers + 0 * block_grid)
+
+
+def _tile_fillers(full: np.ndarray, spans: dict, counts: dict, run_bits: int) -> np.ndarray:
+    """Run-length fillers of every (K, C, R, S) tile, each tile encoded on its own.
+
+    Tiles are read in K, C, R, S order. Padding added to split the tensor
+    evenly is skipped, so it never lengthens a run.
+    """
+    dims = (Dim.K, Dim.C, Dim.R, Dim.S)
+    padded_shape = [counts[d] * spans[d] for d in dims]
+    widths = [(0, p - n) for p, n in zip(padded_shape, full.shape)]
+    values = np.pad(full, widths)
+    valid = np.pad(np.ones(full.shape, dtype=bool), widths)
+    split = []
+    for d in dims:
+        split += [counts[d], spans[d]]
+    order = (0, 2, 4, 6, 1, 3, 5, 7)
+    tiles = int(np.prod([counts[d] for d in dims]))
+    values = values.reshape(split).transpose(order).reshape(tiles, -1)
+    valid = valid.reshape(split).transpose(order).reshape(tiles, -1)
+    position = np.cumsum(valid, axis=1) - 1
+    longest = 2 ** run_bits - 1
+    rows, cols = np.nonzero(values)
+    fillers = np.zeros(tiles, dtype=np.int64)
+    if rows.size:
+        real = position[rows, cols]
+        previous = np.concatenate(([-1], real[:-1]))
+        previous[np.concatenate(([True], rows[1:] != rows[:-1]))] = -1
+        gaps = real - previous - 1
+        fillers = np.bincount(rows, weights=gaps // (longest + 1), minlength=tiles)
+    return fillers.astype(np.int64).reshape([counts[d] for d in dims])
 
 
 def _dense_words(mapping: PassMapping, tensor: Tensor) -> np.ndarray:
@@ -190,7 +230,8 @@ def tile_traffic(mapping: PassMapping, arch: Arch, layout: Layout, weights: np.n
     """Data movement of every tile of one mapped pass.
 
     *weights* is the weight mask when the pass reads W through *layout*, or
-    None for dense weights.
+    None for dense weights. In BW, a layout whose transposed access is
+    ``scatter`` pays one GLB bank access per non-zero weight it reads.
     """
     word_bits = arch.word_bits
     tiles = mapping.tiles
@@ -198,14 +239,17 @@ def tile_traffic(mapping: PassMapping, arch: Arch, layout: Layout, weights: np.n
     totals = {name: zeros.copy() for name in TileTraffic.__dataclass_fields__}
 
     for tensor in mapping.operands:
+        scatter = zeros
         if tensor in _WEIGHT_SHAPED:
-            counts = _weight_tiles(mapping, weights if layout.compressed else None)
-            data, meta = layout.weight_bits(counts["nnz"], counts["blocks"], counts["taps"],
-                                            word_bits)
+            stats = _weight_tiles(mapping, weights if layout.compressed else None,
+                                  layout.run_bits)
+            data, meta = layout.tile_bits(stats, word_bits)
             data, meta = _flatten(data, mapping), _flatten(meta, mapping)
-            words = _flatten(counts["nnz"] if layout.compressed else counts["dense_words"],
-                             mapping)
-            decoded = _flatten(layout.decoded_blocks(counts["nonempty"]), mapping)
+            words = data / word_bits
+            decoded = _flatten(layout.decode_ops(stats), mapping)
+            if mapping.pass_ == Pass.BW and layout.transpose == "scatter":
+                # Each non-zero is fetched alone, so it costs a whole bank access.
+                scatter = words * (arch.glb_bank_width_bits - word_bits)
         else:
             words = _flatten(_dense_words(mapping, tensor), mapping)
             data, meta, decoded = words * word_bits, zeros, zeros
@@ -224,7 +268,8 @@ def tile_traffic(mapping: PassMapping, arch: Arch, layout: Layout, weights: np.n
         totals["metadata_dram_bits"] += changed * meta
         totals["metadata_glb_write_bits"] += changed * meta
         totals["glb_read_bits"] += repeats * (data + meta) * copies
-        totals["glb_array_bits"] += repeats * (data + meta) * copies
+        totals["glb_array_bits"] += repeats * (data + meta + scatter) * copies
+        totals["transpose_glb_read_bits"] += repeats * scatter * copies
         totals["metadata_glb_read_bits"] += repeats * meta * copies
         totals["noc_words"] += repeats * (words + meta_words) * fan
         totals["noc_unique_words"] += repeats * (words + meta_words) * copies
@@ -233,8 +278,11 @@ def tile_traffic(mapping: PassMapping, arch: Arch, layout: Layout, weights: np.n
         totals["metadata_decodes"] += repeats * decoded * fan
 
     output = mapping.output
-    words = _flatten(_dense_words(mapping, output) if output not in _WEIGHT_SHAPED
-                     else _weight_tiles(mapping, None)["dense_words"], mapping)
+    if output in _WEIGHT_SHAPED:
+        dense = _weight_tiles(mapping, None)
+        words = _flatten(dense.blocks * dense.taps, mapping)
+    else:
+        words = _flatten(_dense_words(mapping, output), mapping)
     bits = words * word_bits
     changed, first = _changes(mapping, output)
     leaves = np.append(changed[1:], True)

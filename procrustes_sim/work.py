@@ -363,3 +363,51 @@ def pe_work(mapping: PassMapping, skip: Tensor | None, masks) -> np.ndarray:
     tiles = math.prod(mapping.tile_count(d) for d in DIMS)
     steps = math.prod(mapping.glb_extent[d] for d in DIMS)
     return ordered.reshape(tiles, steps, mapping.array_rows, mapping.array_cols)
+
+
+def row_work(mapping: PassMapping, skip: Tensor | None, masks) -> np.ndarray | None:
+    """Work of every (step, row) pair per tile, shape (tiles, steps per tile, rows).
+
+    A row's work is the largest over the PEs of that row. Returns None when
+    every row has the same work, since moving work between rows then
+    changes nothing.
+    """
+    core = core_work(mapping, skip, masks)
+    if mapping.rows in core.independent:
+        return None
+    grid = _Grid(mapping)
+    array = core.array
+    for dim in DIMS:
+        axis = _AXIS[dim]
+        if core.expand.get(dim) is not None:
+            array = np.take(array, core.expand[dim], axis=axis)
+        if dim in core.independent and dim not in (mapping.rows, mapping.cols):
+            array = array * _along(grid.counts(dim), axis)
+
+    cols_axis = _AXIS[mapping.cols]
+    if mapping.cols not in core.independent:
+        split = (mapping.step_count(mapping.cols), mapping.array_size(mapping.cols))
+        array = array.reshape(array.shape[:cols_axis] + split + array.shape[cols_axis + 1:])
+        array = array.max(axis=cols_axis + 1)
+    rows_axis = _AXIS[mapping.rows]
+    split = (mapping.step_count(mapping.rows), mapping.array_size(mapping.rows))
+    array = array.reshape(array.shape[:rows_axis] + split + array.shape[rows_axis + 1:])
+    array = np.moveaxis(array, rows_axis + 1, -1)  # (7 step axes..., rows)
+    full = tuple(mapping.step_count(d) for d in DIMS) + (mapping.array_size(mapping.rows),)
+    array = np.broadcast_to(array, full)
+
+    split = []
+    for dim in DIMS:
+        axis = _AXIS[dim]
+        length = mapping.tile_count(dim) * mapping.glb_extent[dim]
+        if length != array.shape[axis]:
+            widths = [(0, 0)] * 8
+            widths[axis] = (0, length - array.shape[axis])
+            array = np.pad(array, widths)
+        split += [mapping.tile_count(dim), mapping.glb_extent[dim]]
+    array = array.reshape(split + [mapping.array_size(mapping.rows)])
+    tile_axes = [2 * _AXIS[d] for d in mapping.glb_order]
+    step_axes = [2 * _AXIS[d] + 1 for d in mapping.loop_order]
+    ordered = array.transpose(tile_axes + step_axes + [14])
+    steps = math.prod(mapping.glb_extent[d] for d in DIMS)
+    return ordered.reshape(mapping.tiles, steps, mapping.array_size(mapping.rows))

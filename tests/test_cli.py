@@ -214,7 +214,7 @@ def bad_files(tiny, make_topology, tmp_path_factory):
 # Each case gives the extra `run` arguments and the texts that the error line must contain.
 BAD_CASES = {
     "unknown-dataflow": lambda f: (["--dataflow", "nope"], ["'nope'", "CxK, CxN, KxN"]),
-    "unknown-layout": lambda f: (["--layout", "nope"], ["'nope'", "dense, block-mask"]),
+    "unknown-layout": lambda f: (["--layout", "nope"], ["'nope'", "block-mask", "rle"]),
     "unknown-balancer": lambda f: (["--balancer", "nope"], ["'nope'", "valid names: none"]),
     "unknown-arch": lambda f: (["--arch", "nope"], ["'nope'", "procrustes-256"]),
     "unknown-energy": lambda f: (["--energy", "nope"], ["'nope'", "default-45nm"]),
@@ -377,5 +377,5 @@ def test_list_prints_bundled_names(capsys, names):
 
 def test_list_prints_layouts_and_balancers(capsys):
     _, out, _ = invoke(capsys, "list")
-    assert "layouts:       dense, block-mask" in out
+    assert "layouts:       dense, bitmask, csr, csc, block-mask, rle" in out
     assert "balancers:     none" in out

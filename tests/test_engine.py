@@ -101,7 +101,7 @@ def unlimited_memory_arch():
 
 def test_closed_form_without_memory_limit(small_trace):
     workload, path = small_trace
-    report = simulate(path, workload=workload, arch=unlimited_memory_arch())
+    report = simulate(path, workload=workload, arch=unlimited_memory_arch(), balancer="none")
     for counters, _ in report.sparse_rows:
         assert counters.cycles == counters.busiest_pe_macs, (counters.layer, counters.pass_)
         assert counters.memory_stall_cycles == 0
@@ -109,8 +109,8 @@ def test_closed_form_without_memory_limit(small_trace):
 
 def test_per_pe_mode_matches_coarse(small_trace):
     workload, path = small_trace
-    coarse = simulate(path, workload=workload, max_events=10**6)
-    fine = simulate(path, workload=workload, max_events=10**6, per_pe=True)
+    coarse = simulate(path, workload=workload, max_events=10**6, balancer="none")
+    fine = simulate(path, workload=workload, max_events=10**6, per_pe=True, balancer="none")
     for (a, _), (b, _) in zip(coarse.sparse_rows, fine.sparse_rows):
         assert a.cycles == b.cycles, (a.layer, a.pass_)
     assert sum(b.events for b, _ in fine.sparse_rows) > sum(a.events for a, _ in coarse.sparse_rows)
