@@ -12,7 +12,7 @@ Bundled files live in ``procrustes_sim/configs/``: ``arch-<name>.yaml`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -41,6 +41,7 @@ class Arch:
     noc_spatial_reduction: bool
     clock_ghz: float
     source: str = ""
+    path: str = field(default="", compare=False)  # the YAML file it was read from
 
     @property
     def word_bits(self) -> int:
@@ -161,6 +162,7 @@ def parse_arch(data: object, where: str, default_name: str = "custom") -> Arch:
         noc_spatial_reduction=noc.flag("spatial_reduction", True),
         clock_ghz=root.number("clock_ghz", unit="GHz"),
         source=str(source or ""),
+        path=where,
     )
     for fields in (root, array, pe, glb, noc, dram):
         fields.reject_unknown()

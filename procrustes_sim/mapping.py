@@ -31,6 +31,9 @@ from procrustes_sim.workload import (DIMS, PASS_OPERANDS, TENSOR_DIMS, Dim, Laye
 # input columns (Q - 1) * stride + S, clipped to H and W.
 _INPUT_SHAPED = (Tensor.X, Tensor.DX)
 
+# Relative margin within which two GLB mappings count as equally fast.
+SEARCH_TIE = 0.02
+
 # Largest share of the GLB that one step of the array may take, double
 # buffered; RF extents given as auto are sized to respect it.
 STEP_SHARE_OF_GLB = 0.5
@@ -181,15 +184,16 @@ def _search_glb(mapping: PassMapping, arch: Arch, problem) -> tuple[tuple[Dim, .
 
     For every order of the dimensions that take more than one step, the
     tile covers the innermost loops whole and the next one as far as the GLB
-    allows. Each candidate is scored by the largest of its dense compute
-    time, its DRAM time and its GLB port time, the latter two estimated in
-    closed form for dense tensors; ties go to less DRAM traffic, which
-    saves energy, then to fewer tiles.
+    allows; the tile of a single step is tried as well. Each candidate's time
+    is the largest of its dense compute, DRAM and GLB port times (the latter
+    two in closed form for dense tensors) plus its first fill. Among the
+    candidates within SEARCH_TIE of the fastest, the least DRAM traffic
+    wins, which saves energy, then the fewest tiles.
     """
-    compute = mapping.steps * math.prod(mapping.rf_extent.values()) / arch.macs_per_cycle
+    compute = dense_compute_cycles(mapping, arch)
     iterating = [d for d in mapping.loop_order if mapping.step_count(d) > 1]
     fixed = [d for d in mapping.loop_order if d not in iterating]
-    best = None
+    scored = []
     for inner in itertools.permutations(iterating):
         order = tuple(fixed) + inner
         extent = {d: 1 for d in DIMS}
@@ -209,20 +213,34 @@ def _search_glb(mapping: PassMapping, arch: Arch, problem) -> tuple[tuple[Dim, .
                     low = middle
             extent[dim] = low
             break
-        candidate = _replace(mapping, glb_order=order, glb_extent=dict(extent))
-        score = mapping_score(candidate, arch, compute)
-        if best is None or score < best[0]:
-            best = (score, order, dict(extent))
-    if best is None:
+        # The one-step tile is a candidate too: it exposes the least fill time.
+        for tile in (dict(extent), {d: 1 for d in DIMS}):
+            candidate = _replace(mapping, glb_order=order, glb_extent=tile)
+            scored.append((mapping_score(candidate, arch, compute), order, tile))
+    if not scored:
         return tuple(mapping.loop_order), {d: 1 for d in DIMS}
-    return best[1], best[2]
+    # Candidates within SEARCH_TIE of the fastest count as equally fast;
+    # among them the least DRAM traffic wins, then the fewest tiles.
+    fastest = min(score[0] for score, _, _ in scored)
+    close = [item for item in scored if item[0][0] <= fastest * (1 + SEARCH_TIE)]
+    _, order, tile = min(close, key=lambda item: (item[0][1], item[0][2]))
+    return order, tile
+
+
+def dense_compute_cycles(mapping: PassMapping, arch: Arch) -> float:
+    """Upper estimate of compute cycles: every step at a full dense RF tile."""
+    return mapping.steps * math.prod(mapping.rf_extent.values()) / arch.macs_per_cycle
 
 
 def mapping_score(mapping: PassMapping, arch: Arch, compute: float) -> tuple:
     """Search key: estimated cycles, then DRAM words, then tiles (lower is better)."""
     dram = dram_words(mapping)
+    dram_cycles = dram * arch.word_bits / arch.dram_bits_per_cycle
     ports = array_words(mapping) * arch.word_bits / arch.glb_bits_per_cycle
-    cycles = max(compute, dram * arch.word_bits / arch.dram_bits_per_cycle, ports)
+    # The first fill and the last drain do not overlap with compute; with
+    # fewer, larger tiles they take longer.
+    exposed = dram_cycles / mapping.tiles
+    cycles = max(compute, dram_cycles, ports) + exposed
     return (cycles, dram, mapping.tiles)
 
 

@@ -23,6 +23,7 @@ import io
 import logging
 import math
 import re
+import textwrap
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from procrustes_sim.errors import InputError
-from procrustes_sim.results import (PASSES, Results, load_results, prepare_folder,
-                                    write_atomic)
+from procrustes_sim.results import (PASSES, Results, load_results, output_folder,
+                                    prepare_folder, write_atomic)
 
 log = logging.getLogger(__name__)
 
@@ -256,15 +257,34 @@ def _label_shared_layers(axes, names, horizontal: bool) -> None:
 
 def _pair_size(count: int, horizontal: bool, layer_count: int) -> tuple[float, float]:
     if horizontal:
-        return (4.0 + 3.0 * count, 2.6 + 0.2 * layer_count)
+        return (3.5 + 2.6 * count, 2.6 + 0.2 * layer_count)
     return (7.0, 1.4 + 2.6 * count)
 
 
+def _legend_below(figure: Figure, handles, max_columns: int) -> None:
+    """Put a legend under the axes in as many columns as fit the figure's width."""
+    # Width of one entry in inches: the text at about 0.6 em per character,
+    # plus the handle and the gaps, at the legend font size.
+    size = STYLE["legend.fontsize"] / 72
+    longest = max(len(handle.get_label()) for handle in handles)
+    entry = longest * 0.6 * size + 4 * size
+    fitting = max(1, int(figure.get_figwidth() * 0.95 // entry))
+    figure.legend(handles=handles, loc="outside lower center", frameon=False,
+                  ncols=min(len(handles), max_columns, fitting))
+
+
+def _set_title(figure: Figure, *lines: str) -> None:
+    """Set the figure title, wrapping each line to the figure's width."""
+    # About 13 characters per inch at the 10-point title size.
+    width = max(40, int(figure.get_figwidth() * 13))
+    figure.suptitle("\n".join(textwrap.fill(line, width, break_on_hyphens=False)
+                               for line in lines))
+
+
 def _finish(figure: Figure, title: str, results: Results, handles, legend_columns: int) -> None:
-    figure.suptitle(f"{title}\n{results.context()}")
+    _set_title(figure, title, results.context())
     if handles:
-        figure.legend(handles=handles, loc="outside lower center",
-                      ncols=min(len(handles), legend_columns), frameon=False)
+        _legend_below(figure, handles, legend_columns)
 
 
 def _energy_handles(components) -> list:
@@ -571,7 +591,6 @@ def imbalance_figure(source, layer: str, pass_: str, iteration: int | None = Non
     line_ax.plot(centres, mean[:, 0], color="#0072B2", linewidth=0.8, label="mean PE")
     line_ax.set_ylabel("MACs per step")
     line_ax.set_ylim(bottom=0)
-    line_ax.legend(loc="upper right", frameon=False, ncols=2)
     line_ax.grid(axis="y", linewidth=0.4, alpha=0.5)
     line_ax.tick_params(labelbottom=False)
 
@@ -585,8 +604,11 @@ def imbalance_figure(source, layer: str, pass_: str, iteration: int | None = Non
     bar.set_label("MACs per step" if size == 1 else f"MACs per step (mean of {size} steps)")
 
     binning = "" if size == 1 else f", {size} steps per column"
-    figure.suptitle(f"Work per PE, layer {layer}, {pass_}, iteration {iteration} "
-                    f"({steps} steps, {rows}×{cols} PEs{binning})\n{results.context()}")
+    _set_title(figure, f"Work per PE: layer {layer}, {pass_}, iteration {iteration}",
+               f"{steps} steps on {rows}×{cols} PEs{binning}",
+               results.context(averaged=False))
+    handles, _ = line_ax.get_legend_handles_labels()
+    _legend_below(figure, handles, 2)
     return figure
 
 
@@ -610,6 +632,10 @@ def density_table(source, trace=None) -> dict[str, dict[int, dict[str, float]]]:
             raise InputError(f"trace {str(opened.path)!r} is of workload "
                              f"{opened.workload_name!r}, but the results are of "
                              f"{results.workload!r}; give the trace that the run replayed")
+        batch = results.summary.get("batch")
+        if batch is not None and batch != opened.batch:
+            raise InputError(f"trace {str(opened.path)!r} has batch {opened.batch}, but the "
+                             f"run used batch {batch}; give the trace that the run replayed")
         missing = [layer for layer in results.layers if layer not in opened.layer_names]
         if missing:
             raise InputError(f"trace {str(opened.path)!r} has no layer {missing[0]!r}; give "
@@ -640,12 +666,14 @@ def density_figure(source, trace=None) -> Figure:
 
     if len(iterations) == 1:
         figure = _density_bars(table, layers, iterations[0])
-    elif len(layers) <= MAX_DENSITY_LINES:
-        figure = _density_lines(table, layers, iterations, tensors)
+        title = f"Density (fraction of non-zeros) of W, X and dY, iteration {iterations[0]}"
     else:
-        figure = _density_heatmaps(table, layers, iterations, tensors)
-    figure.suptitle(f"Density (fraction of non-zeros) of W, X and dY over training "
-                    f"iterations\n{_trace_context(results)}")
+        if len(layers) <= MAX_DENSITY_LINES:
+            figure = _density_lines(table, layers, iterations, tensors)
+        else:
+            figure = _density_heatmaps(table, layers, iterations, tensors)
+        title = "Density (fraction of non-zeros) of W, X and dY over training iterations"
+    _set_title(figure, title, _trace_context(results))
     return figure
 
 
@@ -671,9 +699,10 @@ def _density_bars(table, layers, iteration) -> Figure:
         _bar(ax, positions + (index - 1) * width, values, 0.0, width, horizontal, color=colour,
              label=tensor)
     _label_layers(ax, layers, positions, horizontal)
-    _set_value_label(ax, f"Density at iteration {iteration} (fraction non-zero)", horizontal)
+    _set_value_label(ax, "Density (fraction non-zero)", horizontal)
     (ax.set_xlim if horizontal else ax.set_ylim)(0, 1)
-    figure.legend(loc="outside lower center", ncols=3, frameon=False)
+    handles, _ = ax.get_legend_handles_labels()
+    _legend_below(figure, handles, 3)
     return figure
 
 
@@ -693,8 +722,7 @@ def _density_lines(table, layers, iterations, tensors) -> Figure:
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0].set_ylabel("Density (fraction non-zero)")
     handles, _ = axes[0].get_legend_handles_labels()
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(layers), 6),
-                  frameon=False)
+    _legend_below(figure, handles, 6)
     return figure
 
 
@@ -713,8 +741,11 @@ def _density_heatmaps(table, layers, iterations, tensors) -> Figure:
         ax.set_xlabel("Training iteration")
         ticks = np.linspace(0, len(iterations) - 1, min(len(iterations), 6)).round().astype(int)
         ax.set_xticks(ticks, [str(iterations[t]) for t in ticks])
-        ax.set_yticks(np.arange(len(layers)), layers if index == 0 else [""] * len(layers),
-                      fontsize=_name_fontsize(len(layers)))
+        if index == 0:
+            ax.set_yticks(np.arange(len(layers)), layers, fontsize=_name_fontsize(len(layers)))
+        else:
+            # The panels share the layer axis and its formatter, so hide rather than clear.
+            ax.tick_params(labelleft=False)
     bar = figure.colorbar(image, cax=figure.add_subplot(grid[0, -1]))
     bar.set_label("Density (fraction non-zero)")
     return figure
@@ -768,12 +799,14 @@ def _imbalance_targets(results: Results, layer, pass_, iteration) -> list[tuple]
 
 
 def draw(source, kinds="all", *, layer: str | None = None, pass_: str | None = None,
-         iteration: int | None = None, trace=None, strict: bool | None = None) -> list[PlotItem]:
+         iteration: int | None = None, trace=None, strict: bool | None = None,
+         skipped: list | None = None) -> list[PlotItem]:
     """Draw the figures of *kinds* and return them with file stems and captions.
 
     With *strict* False (the default for "all"), a kind that needs data the
-    run did not record (per-PE work, a trace) is left out with a warning;
-    otherwise InputError says what to record or give.
+    run did not record (per-PE work, a trace) is left out with a warning,
+    and (kind, reason) is appended to *skipped* if given. Otherwise
+    InputError says what to record or give.
     """
     results = load_results(source)
     chosen = _check_kinds(kinds)
@@ -787,6 +820,8 @@ def draw(source, kinds="all", *, layer: str | None = None, pass_: str | None = N
             if strict or kind not in ("imbalance", "density"):
                 raise
             log.warning("left out the %s figure: %s", kind, error)
+            if skipped is not None:
+                skipped.append((kind, str(error)))
     return items
 
 
@@ -861,15 +896,11 @@ def plot(source, kinds="all", *, out: str | Path | None = None, fmt: str = "png"
     results = load_results(source)
     if fmt not in FORMATS:
         raise InputError(f"figure format {fmt!r} is invalid; give one of {', '.join(FORMATS)}")
-    folder = _default_out(results, out, "plots")
+    folder = output_folder(results, out, "plots")
+    if (layer, pass_, iteration) != (None, None, None) and "imbalance" not in _check_kinds(kinds):
+        raise InputError("--layer, --pass and --iteration choose the imbalance heatmap; "
+                         "use them with --kind imbalance or all")
     items = draw(results, kinds, layer=layer, pass_=pass_, iteration=iteration, trace=trace)
     prepare_folder(folder)
     return [save_figure(item.figure, folder / f"{item.stem}.{fmt}", fmt) for item in items]
 
-
-def _default_out(results: Results, out, name: str) -> Path:
-    if out is not None:
-        return Path(out)
-    if results.folder is None:
-        raise InputError("a report in memory has no results folder; give out= a folder")
-    return results.folder / name

@@ -15,18 +15,32 @@ DEFAULT_POLICY: dict[Pass, Tensor | None] = {Pass.FW: Tensor.W, Pass.BW: Tensor.
 
 
 def parse_policy(text: str | dict | None) -> dict[Pass, Tensor | None]:
-    """Parse ``FW=W,BW=W,WU=X`` (``none`` skips nothing); unnamed passes keep the default."""
+    """Parse ``FW=W,BW=W,WU=X``; ``none`` alone skips nothing in any pass.
+
+    Passes left out keep the default. Raises InputError for an unknown pass
+    or operand, or a pass named twice.
+    """
     policy = dict(DEFAULT_POLICY)
     if text is None:
         return policy
-    items = text.items() if isinstance(text, dict) else \
-        (part.split("=", 1) if "=" in part else (part, None) for part in text.split(",") if part)
+    if isinstance(text, str) and text.strip() == "none":
+        return dict.fromkeys(PASSES)
+    if isinstance(text, dict):
+        items = list(text.items())
+    else:
+        items = [part.split("=", 1) if "=" in part else (part, None)
+                 for part in text.split(",") if part.strip()]
+    seen = set()
     for pass_name, operand_name in items:
         try:
             pass_ = Pass(str(pass_name).strip())
         except ValueError:
             raise InputError(f"invalid skip policy entry {pass_name!r}: the pass must be one of "
                              f"{', '.join(p.value for p in PASSES)}, as in FW=W,BW=W,WU=X") from None
+        if pass_ in seen:
+            raise InputError(f"invalid skip policy: {pass_.value} is given twice; name each "
+                             "pass once, as in FW=W,BW=W,WU=X")
+        seen.add(pass_)
         allowed = [t.value for t in PASS_OPERANDS[pass_][0]]
         value = None if operand_name is None else str(operand_name).strip()
         if value is None or value not in allowed + ["none"]:
@@ -37,5 +51,5 @@ def parse_policy(text: str | dict | None) -> dict[Pass, Tensor | None]:
 
 
 def format_policy(policy: dict[Pass, Tensor | None]) -> str:
-    """The policy in the form that parse_policy reads."""
+    """Format a policy in the form that parse_policy reads."""
     return ",".join(f"{p.value}={policy[p].value if policy[p] else 'none'}" for p in PASSES)

@@ -13,6 +13,7 @@ and is renamed into place once complete.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
@@ -93,13 +94,15 @@ class Report:
               balancer: str, layout: str, policy: str, trace: dict, batch: int,
               iterations: list, sparse: list, dense: dict, version: str,
               limitations: tuple, pe_work: dict | None = None, config: str = "",
-              layout_options: dict | None = None, decay: dict | None = None) -> "Report":
+              layout_options: dict | None = None, decay: dict | None = None,
+              run_options: dict | None = None) -> "Report":
         """Assemble a report from the simulation's rows."""
         header = {
             "results_format": RESULTS_FORMAT,
             "version": version,
             "workload": workload,
             "arch": arch.name,
+            "arch_config": dataclasses.asdict(arch),
             "energy_table": energy.name,
             "dataflow": dataflow,
             "balancer": balancer,
@@ -107,6 +110,7 @@ class Report:
             "config": config,
             "layout_options": layout_options or {},
             "skip_policy": policy,
+            "run_options": run_options or {},
             "initial_weight_decay": decay or "not in the trace: PRNG regeneration not charged",
             "trace": trace,
             "batch": batch,
@@ -176,8 +180,9 @@ class Report:
         return {**self.header, "sparse": sparse, "dense": dense,
                 "speedup": self.speedup, "energy_ratio": self.energy_ratio,
                 "per_pass": per_pass,
-                "units": {"cycles": "clock cycles per replayed minibatches, summed",
-                          "energy_pj": "picojoules, summed over replayed minibatches"}}
+                "units": {"cycles": "clock cycles, summed over the replayed iterations "
+                                    "(one minibatch of `batch` samples each)",
+                          "energy_pj": "picojoules, summed over the replayed iterations"}}
 
     def layer_rows(self) -> list[dict]:
         """One dict per iteration, layer and pass: the rows of layers.csv."""
@@ -279,7 +284,7 @@ class Report:
         n = self.iteration_count
         lines = [f"{'layer':<22} {'pass':<4} {'sparse Mcyc':>11} {'dense Mcyc':>10} "
                  f"{'speedup':>7} {'sparse uJ':>10} {'dense uJ':>10} {'E ratio':>7} "
-                 f"{'util':>5} {'imbal':>5}"]
+                 f"{'util':>5} {'imbal':>5} {'dense on':>8}"]
         for (layer, pass_), (cycles, energy_pj, utilization, imbalance) in groups.items():
             dense, dense_energy = self.dense_rows[(layer, pass_)]
             dense_pj = sum(dense_energy.values())
@@ -287,7 +292,7 @@ class Report:
                 f"{layer[:22]:<22} {pass_:<4} {cycles / n / 1e6:>11.3f} {dense.cycles / 1e6:>10.3f} "
                 f"{_ratio(dense.cycles * n, cycles):>7.2f} {energy_pj / n / 1e6:>10.2f} "
                 f"{dense_pj / 1e6:>10.2f} {_ratio(dense_pj * n, energy_pj):>7.2f} "
-                f"{utilization / n:>5.2f} {imbalance / n:>5.2f}")
+                f"{utilization / n:>5.2f} {imbalance / n:>5.2f} {dense.dataflow:>8}")
         sparse, dense = self.sparse, self.dense
         lines.append("")
         lines.append(f"total per iteration: sparse {sparse['cycles'] / n / 1e6:.3f} Mcycles, "

@@ -110,11 +110,12 @@ class Results:
         known = [name for name in COMPONENTS if name in found]
         return tuple(known + [name for name in found if name not in known])
 
-    def context(self) -> str:
+    def context(self, averaged: bool = True) -> str:
         """One line naming the run, e.g. ``vgg_s, CxN dataflow, block-mask layout, batch 16``.
 
-        It ends with "synthetic trace" when the masks were synthetic and with
-        the number of iterations averaged when there were several.
+        It ends with the number of iterations averaged when there were
+        several (unless *averaged* is False, for figures of one iteration)
+        and with "synthetic trace" when the masks were synthetic.
         """
         summary = self.summary
         parts = [self.workload]
@@ -124,7 +125,7 @@ class Results:
             parts.append(f"{summary['layout']} layout")
         if summary.get("batch"):
             parts.append(f"batch {summary['batch']}")
-        if self.iteration_count > 1:
+        if averaged and self.iteration_count > 1:
             parts.append(f"mean of {self.iteration_count} iterations")
         if self.synthetic:
             parts.append("synthetic trace")
@@ -191,8 +192,8 @@ class Results:
                          and (iteration is None or key[0] == iteration))
         if not matches:
             where = f" of iteration {iteration}" if iteration is not None else ""
-            listed = ", ".join(f"{k[1]}:{k[2]} (iteration {k[0]})" for k in sorted(recorded))
-            have = f"the run recorded {listed}" if listed else "the run recorded none"
+            have = f"the run recorded {_describe_recorded(recorded)}" if recorded else \
+                "the run recorded none"
             raise InputError(f"no per-PE work of layer {layer!r} pass {pass_}{where} in "
                              f"{self.describe_source()} ({have}); rerun with procrustes-sim run "
                              f"--record-pe {layer}:{pass_}")
@@ -350,6 +351,15 @@ def _check_rows(results: Results, where: str) -> None:
                              f"{', '.join(PASSES)}, so {RERUN_HINT}")
 
 
+def _describe_recorded(recorded: dict) -> str:
+    """List recorded (iteration, layer, pass) keys as ``conv1:FW (iterations 0, 1)``."""
+    iterations: dict = {}
+    for iteration, layer, pass_ in sorted(recorded):
+        iterations.setdefault((layer, pass_), []).append(str(iteration))
+    return ", ".join(f"{layer}:{pass_} (iteration{'s' if len(found) > 1 else ''} "
+                     f"{', '.join(found)})" for (layer, pass_), found in iterations.items())
+
+
 def _read_pe_work(path: Path) -> dict:
     """Read pe_work.npz into {(iteration, layer, pass): array of shape (steps, rows, cols)}."""
     arrays = {}
@@ -409,6 +419,18 @@ def write_atomic(path: Path, data: bytes) -> Path:
         temporary.unlink(missing_ok=True)
         raise
     return path
+
+
+def output_folder(results: Results, out: str | os.PathLike[str] | None, name: str) -> Path:
+    """*out* as a Path, or the folder *name* inside the results folder when *out* is None.
+
+    Raises InputError when *out* is None and the results came from a Report in memory.
+    """
+    if out is not None:
+        return Path(out)
+    if results.folder is None:
+        raise InputError("results from a Report in memory have no folder; give out= a folder")
+    return results.folder / name
 
 
 def prepare_folder(folder: Path, option: str = "--out") -> Path:

@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 DEFAULT_WORKLOAD = "vgg_s"
 DEFAULT_CONFIG = "procrustes"
 
+# Dense-baseline candidates within this fraction of the fastest count as
+# equally fast; the one with the least energy is chosen among them.
+DENSE_TIE = 0.01
+
 # Named configurations: a dataflow, a weight layout and a balancer.
 NAMED_CONFIGS = {
     "procrustes": {"dataflow": "CxN", "layout": "block-mask", "balancer": "block-reorder"},
@@ -78,6 +82,7 @@ class RunSettings:
     rf_density: float | None
     mappings: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
     record_pe: set = dataclasses.field(default_factory=set, compare=False, repr=False)
+    dense_cache: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def map(self, layer: Layer, pass_: Pass, batch: int,
             dataflow: dataflow_files.Dataflow) -> PassMapping:
@@ -98,7 +103,8 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
              transpose: str = "reencode", rf_density: float | None = None,
              skip: str | dict | None = None, batch: int | None = None,
              iterations: int | None = None, per_pe: bool = False,
-             max_events: int = 128, record_pe: list[str] | tuple = ()) -> Report:
+             max_events: int = 128, record_pe: list[str] | tuple = (),
+             dense_cache: dict | None = None) -> Report:
     """Replay *trace* and return the sparse run, the dense baseline and their ratios.
 
     With no trace, a synthetic Bernoulli trace of VGG-S at 10% weight
@@ -113,6 +119,10 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
     override it. *pointer_bits*, *run_bits* and *transpose* set the layout's
     pointer width, run-field width and transposed access; *rf_density* is
     the weight density each PE's RF is sized for (default: the layer's).
+    *dense_cache* is a dict that keeps dense-baseline results between calls
+    (the baseline depends only on the layer shapes, batch, architecture,
+    energy table and engine settings); pass the same dict to calls that
+    compare designs on one trace.
     Raises InputError for invalid input.
     """
     preset = _preset(config)
@@ -125,6 +135,8 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
                          balancer or preset["balancer"], skip, per_pe, max_events,
                          config or DEFAULT_CONFIG, rf_density)
     settings.record_pe.update(_parse_record(record_pe))
+    if dense_cache is not None:
+        settings = dataclasses.replace(settings, dense_cache=dense_cache)
     if trace is None:
         model = _workload(workload or DEFAULT_WORKLOAD)
         _check_mappings(model, batch or DEFAULT_BATCH, settings)
@@ -138,7 +150,13 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
                 return _simulate_trace(opened, model, settings, batch, iterations,
                                        trace_label="bundled default")
     opened = trace if isinstance(trace, Trace) else Trace.open(trace)
-    model = _workload(workload or opened.workload_name)
+    try:
+        model = _workload(workload or opened.workload_name)
+    except InputError as error:
+        if workload:
+            raise
+        raise InputError(f"{error}; the trace was made for workload {opened.workload_name!r}: "
+                         "pass its topology CSV with --workload") from None
     return _simulate_trace(opened, model, settings, batch, iterations,
                            trace_label=str(getattr(opened, "path", "")))
 
@@ -190,21 +208,39 @@ def _parse_record(pairs) -> set:
     return parsed
 
 
-def _check_mappings(model: Workload, batch: int, settings: RunSettings) -> None:
+def _mapped_fraction(mapping: PassMapping) -> float:
+    """Fraction of the PEs that the spatial dimensions fill in a full step."""
+    used = 1.0
+    for dim in (mapping.rows, mapping.cols):
+        size = mapping.array_size(dim)
+        used *= min(size, mapping.sizes[dim]) / size
+    return used
+
+
+def _check_mappings(model: Workload, batch: int, settings: RunSettings,
+                    warn: bool = False) -> None:
     """Map every layer and pass before any work, so bad tiles fail fast."""
     names = {layer.name for layer in model.layers}
     for layer_name, _ in sorted(settings.record_pe):
         if layer_name not in names:
             raise InputError(f"--record-pe names layer {layer_name!r}, which {model.name} does "
                              f"not have; its layers are {', '.join(l.name for l in model.layers)}")
+    weighted = total = 0.0
     for layer in model.layers:
         for pass_ in PASSES:
             mapping = settings.map(layer, pass_, batch, settings.dataflow)
+            weighted += _mapped_fraction(mapping) * layer.macs(batch)
+            total += layer.macs(batch)
             if Tensor.W in mapping.operands:
                 # Pointers address the weights of one GLB tile.
                 extent = {d: min(mapping.sizes[d], mapping.glb_extent[d] * mapping.block(d))
                           for d in mapping.sizes}
                 settings.layout.check_widths(layer.name, tensor_words(layer, Tensor.W, extent))
+    if warn and weighted < 0.5 * total:
+        log.warning("%s leaves %.0f%% of the PEs without work, weighted by MACs, at batch %d; "
+                    "the dense baseline picks the fastest dataflow per layer, so the speedup "
+                    "reflects the mapping more than the sparsity", settings.dataflow.name,
+                    100 * (1 - weighted / total), batch)
 
 
 def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch: int | None,
@@ -212,30 +248,35 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
     trace.check_workload(model)
     if batch is not None and batch != trace.batch:
         raise InputError(f"batch {batch} does not match the trace's batch {trace.batch}; "
-                         "omit --batch or give the trace's value")
+                         "leave the batch out or give the trace's value")
     available = list(trace.iterations)
     if iterations is not None:
         if not isinstance(iterations, int) or iterations < 1:
             raise InputError(f"iterations={iterations!r} is invalid; give a positive integer")
         if iterations > len(available):
+            hint = (f"give at most {len(available)}" if trace_label != "bundled default" else
+                    "write a longer trace with procrustes-sim trace synth --iterations N "
+                    "and pass it with --trace")
             raise InputError(f"the trace has {len(available)} iteration(s), fewer than the "
-                             f"{iterations} requested; give at most {len(available)}")
+                             f"{iterations} requested; {hint}")
         available = available[:iterations]
     batch = trace.batch
-    _check_mappings(model, batch, settings)
+    _check_mappings(model, batch, settings, warn=True)
 
     log.info("simulating %s, batch %d, %d iteration(s), %s on %s, layout %s",
              model.name, batch, len(available), settings.dataflow.name, settings.arch.name,
              settings.layout.name)
     dense_rows = {}
     # Layers of the same shape have the same dense baseline; run it once.
-    dense_by_shape: dict = {}
+    dense_by_shape = settings.dense_cache
     for layer in model.layers:
         shape = dataclasses.replace(layer, name="")
         for pass_ in PASSES:
-            if (shape, pass_) not in dense_by_shape:
-                dense_by_shape[(shape, pass_)] = _dense_pass(layer, pass_, batch, settings)
-            counters, energy = dense_by_shape[(shape, pass_)]
+            key = (shape, pass_, batch, settings.arch, settings.energy.source,
+                   tuple(settings.energy.pj.items()), settings.max_events, settings.per_pe)
+            if key not in dense_by_shape:
+                dense_by_shape[key] = _dense_pass(layer, pass_, batch, settings)
+            counters, energy = dense_by_shape[key]
             dense_rows[(layer.name, pass_.value)] = (dataclasses.replace(counters, layer=layer.name),
                                                      energy)
 
@@ -264,6 +305,9 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
             "pointer_bits": settings.layout.pointer_bits, "run_bits": settings.layout.run_bits,
             "transpose": settings.layout.transpose, "rf_density": settings.rf_density},
         decay=decay,
+        run_options={"per_pe": settings.per_pe, "max_events": settings.max_events,
+                     "energy_table_source": settings.energy.source,
+                     "arch_file": settings.arch.path},
         trace={"path": trace_label, "description": trace.describe(),
                "synthetic": trace.synthetic, "provenance": trace.provenance},
         batch=batch, iterations=available, sparse=sparse_rows, dense=dense_rows,
@@ -290,8 +334,8 @@ def _dense_pass(layer: Layer, pass_: Pass, batch: int, settings: RunSettings):
     """Run the dense baseline of one layer and pass on its fastest bundled dataflow.
 
     Every candidate's cycles are at least the largest of its compute, DRAM
-    and GLB port totals, so a candidate whose bound is no better than the
-    fastest simulated so far cannot win and is not simulated.
+    and GLB port totals, so a candidate whose bound is beyond the tie margin
+    of the fastest simulated so far cannot win and is not simulated.
     """
     dense_layout = get_layout("dense")
     candidates = []
@@ -310,15 +354,19 @@ def _dense_pass(layer: Layer, pass_: Pass, batch: int, settings: RunSettings):
     if not candidates:
         raise InputError(f"layer {layer.name!r} {pass_.value}: no bundled dataflow fits this "
                          f"layer on {settings.arch.name}; use an architecture with larger buffers")
-    best = None
+    simulated = []
     for bound, mapping, work, traffic in sorted(candidates, key=lambda c: c[0]):
-        if best is not None and bound >= best.cycles:
+        fastest = min((c.cycles for c, _ in simulated), default=None)
+        if fastest is not None and bound > fastest * (1 + DENSE_TIE):
             break
         counters = _run(mapping, None, None, dense_layout, None, settings, "dense", -1, None,
                         analysed=(work, traffic))
-        if best is None or counters.cycles < best.cycles:
-            best = counters
-    return best, energy_breakdown(best, settings.energy, settings.arch)
+        simulated.append((counters, energy_breakdown(counters, settings.energy, settings.arch)))
+    # Near-ties go to the lower energy, so that a change in cycles too small
+    # to matter does not swap the baseline's energy.
+    fastest = min(c.cycles for c, _ in simulated)
+    close = [(c, e) for c, e in simulated if c.cycles <= fastest * (1 + DENSE_TIE)]
+    return min(close, key=lambda item: (sum(item[1].values()), item[0].cycles))
 
 
 def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
@@ -343,7 +391,9 @@ def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
             and (run == "dense" or settings.balancer == "none")):
         pe_steps = pe_work(mapping, skip, masks)
     schedule = _schedule(work, traffic, arch, pe_steps)
-    timing = run_pass(schedule, settings.max_events)
+    # The per-PE mode runs one event per tile in every pass, including the
+    # passes too large for per-PE processes, so its figures are comparable.
+    timing = run_pass(schedule, mapping.tiles if settings.per_pe else settings.max_events)
 
     mpc = arch.macs_per_cycle
     useful = float(work.spread_macs.sum()) / mpc

@@ -821,10 +821,30 @@ def _validate_manifest_arrays(manifest: dict[str, Any], where: str) -> None:
                                             f"{entry[_SHAPE_KEYS[tensor]]} as in layers")
 
 
+PATTERNS = ("bernoulli", "channel-skew", "block")
+
+
 def synthesize(workload: Workload, batch: int, path: str | os.PathLike[str], *,
                density: float, act_density: float = 0.5, grad_density: float = 0.5,
-               iterations: int = 1, seed: int = 0) -> Path:
-    """Write a trace of independent Bernoulli masks and return its path.
+               iterations: int = 1, seed: int = 0, pattern: str = "bernoulli",
+               concentration: float = 2.0, block: int = 4) -> Path:
+    """Write a trace of seeded random masks and return its path.
+
+    *pattern* selects how non-zeros are placed; each gives the requested
+    density in expectation:
+
+    * ``bernoulli``: every element independently (described below);
+    * ``channel-skew``: each channel gets its own density, drawn from a
+      Beta distribution with the requested mean and ``alpha + beta =
+      concentration`` (smaller values skew more), and its elements are
+      Bernoulli with that density. The channel is the output channel K
+      of W and the channel C or K of X and dY;
+    * ``block``: blocks of ``block`` x ``block`` along the first two axes
+      (K and C of W, N and C of X and dY), each spanning both spatial axes,
+      are all non-zero with probability equal to the density, or all zero.
+
+    The provenance records the pattern and its parameters. The rest of
+    this description is about ``bernoulli``.
 
     Each element of W is non-zero with probability *density*, of X with
     *act_density* and of dY with *grad_density*, for iterations 0 to
@@ -847,7 +867,17 @@ def synthesize(workload: Workload, batch: int, path: str | os.PathLike[str], *,
         raise InputError(f"seed={seed!r} is invalid; it must be an integer of 0 or more")
     seed = int(seed)
 
-    provenance = {"generator": "bernoulli", "seed": seed, **probabilities}
+    if pattern not in PATTERNS:
+        raise InputError(f"pattern {pattern!r} is invalid; choose one of {', '.join(PATTERNS)}")
+    provenance: dict[str, Any] = {"generator": pattern, "seed": seed, **probabilities}
+    if pattern == "channel-skew":
+        if (isinstance(concentration, bool) or not isinstance(concentration, numbers.Real)
+                or not 0 < concentration < math.inf):
+            raise InputError(f"concentration={concentration!r} is invalid; it must be a "
+                             "positive number")
+        provenance["concentration"] = float(concentration)
+    elif pattern == "block":
+        provenance["block"] = _check_positive_int("block", block)
     tensor_probabilities = (probabilities["density"], probabilities["act_density"],
                             probabilities["grad_density"])
     path = Path(path)
@@ -855,8 +885,9 @@ def synthesize(workload: Workload, batch: int, path: str | os.PathLike[str], *,
         for iteration in range(iterations):
             for layer_index, layer in enumerate(workload.layers):
                 shapes = _layer_shapes(layer, batch)
-                arrays = [_bernoulli_mask(shapes[tensor], probability,
-                                          [seed, iteration, layer_index, tensor_index])
+                arrays = [_pattern_mask(pattern, tensor, shapes[tensor], probability,
+                                        [seed, iteration, layer_index, tensor_index],
+                                        concentration, block)
                           for tensor_index, (tensor, probability)
                           in enumerate(zip(TENSORS, tensor_probabilities))]
                 writer.add(iteration, layer.name, LayerMasks(*arrays))
@@ -873,3 +904,29 @@ def _bernoulli_mask(shape: tuple[int, ...], probability: float,
         stop = min(start + _SYNTHESIS_CHUNK, count)
         np.less(generator.random(stop - start), probability, out=mask[start:stop])
     return mask.reshape(shape)
+
+
+def _pattern_mask(pattern: str, tensor: str, shape: tuple[int, ...], probability: float,
+                  entropy: list[int], concentration: float, block: int) -> np.ndarray:
+    if pattern == "bernoulli":
+        return _bernoulli_mask(shape, probability, entropy)
+    generator = np.random.default_rng(np.random.SeedSequence(entropy))
+    if pattern == "channel-skew":
+        # W's channel axis is K (axis 0); X's and dY's is C or K (axis 1).
+        axis = 0 if tensor == "W" else 1
+        if 0.0 < probability < 1.0:
+            channel_density = generator.beta(probability * concentration,
+                                             (1.0 - probability) * concentration,
+                                             size=shape[axis])
+        else:
+            channel_density = np.full(shape[axis], probability)
+        view = [1, 1, 1, 1]
+        view[axis] = shape[axis]
+        # NOTE: draws the whole tensor at once, unlike the chunked Bernoulli
+        # path, so scratch memory is 8 bytes per element.
+        return generator.random(shape) < channel_density.reshape(view)
+    grid = (-(-shape[0] // block), -(-shape[1] // block))
+    blocks = generator.random(grid) < probability
+    expanded = np.repeat(np.repeat(blocks, block, axis=0), block, axis=1)
+    expanded = expanded[:shape[0], :shape[1]]
+    return np.ascontiguousarray(np.broadcast_to(expanded[:, :, None, None], shape))

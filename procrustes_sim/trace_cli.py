@@ -53,7 +53,7 @@ def add_subcommands(trace_commands, add_common: Callable[[argparse.ArgumentParse
                                "(default: %(default)s)")
     generate.add_argument("--decay-epsilon", type=float, default=1e-3,
                           help="the initial weights become exactly 0 once decay**iteration "
-                               "falls below this (default: %(default)s)")
+                               "falls to this or below (default: %(default)s)")
     generate.add_argument("--lam", type=float, default=1e-6,
                           help="step size of the quantile estimator (default: %(default)s)")
     generate.add_argument("--threshold", type=float, default=1e-2,

@@ -229,6 +229,10 @@ def parse_topology(text: str, name: str, source: str = "") -> Workload:
     reader = csv.DictReader(io.StringIO(text))
     header = [column.strip() for column in (reader.fieldnames or [])]
     missing = [column for column in CSV_COLUMNS if column not in header]
+    unknown = [column for column in header if column not in CSV_COLUMNS]
+    if unknown:
+        raise InputError(f"{where}: unknown CSV column(s) {', '.join(unknown)}; a topology has "
+                         f"exactly the columns {','.join(CSV_COLUMNS)}")
     if missing:
         raise InputError(f"{where}: missing CSV column(s) {', '.join(missing)}; "
                          f"a topology needs {','.join(CSV_COLUMNS)}")

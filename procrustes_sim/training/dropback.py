@@ -163,7 +163,7 @@ class DecaySchedule:
     """Scale of the initial weights: ``decay ** iteration``, then exactly 0.
 
     The scale becomes 0 from the first iteration at which ``decay **
-    iteration`` falls below *epsilon*, and stays 0. ``decay = 1`` keeps the
+    iteration`` falls to *epsilon* or below, and stays 0. ``decay = 1`` keeps the
     initial values forever.
     """
 

@@ -1,0 +1,1 @@
+"""Bundled architecture and energy-table YAML files."""
