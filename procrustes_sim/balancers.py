@@ -119,11 +119,16 @@ def apply_balancer(name: str, mapping, skip, masks, work, traffic, arch, layout)
     if name == "ideal":
         return dataclasses.replace(work, busiest_macs=work.balanced_macs.copy()), traffic, moved
 
-    rows = row_work(mapping, skip, masks)
-    if rows is None or (name == "block-reorder" and skip != Tensor.W):
-        # Rows carry equal work, or there are no weight blocks to move.
+    if name == "block-reorder" and skip != Tensor.W:
+        # There are no weight blocks to move.
         return work, traffic, moved
-    result = deal_blocks(rows) if name == "block-reorder" else pair_steps(rows)
+    rows = row_work(mapping, skip, masks)
+    if rows is None:
+        # Every row carries the same work.
+        return work, traffic, moved
+    distinct = deal_blocks(rows.work) if name == "block-reorder" else pair_steps(rows.work)
+    result = Balanced(busiest_macs=distinct.busiest_macs[rows.tile_index],
+                      moved_blocks=distinct.moved_blocks[rows.tile_index])
 
     extra_words = np.zeros_like(work.busiest_macs, dtype=np.float64)
     pointer_bits = np.zeros_like(extra_words)

@@ -136,6 +136,11 @@ def map_pass(layer: Layer, pass_: Pass, batch: int, arch: Arch,
                        rf_extent={d: 1 for d in DIMS}, glb_extent={d: 1 for d in DIMS})
     where = f"layer {layer.name!r} {pass_.value} on dataflow {dataflow.name!r}"
     unit_glb = {d: 1 for d in DIMS}
+    block = layer.R * layer.S
+    if arch.rf_words < block:
+        raise InputError(f"{where}: the RF holds {arch.rf_words} words, too small for one "
+                         f"{layer.R}x{layer.S} weight block of {block} words; use an "
+                         "architecture with a larger RF")
 
     def rf_problem(extent: dict, share: float = 1.0) -> str:
         rf_words = _rf_words(layer, pass_, extent)

@@ -12,8 +12,8 @@ pyplot state is untouched. Each energy component and each cycle category
 keeps its colour in every figure.
 
 Per-layer figures show the sum over passes as a mean per iteration (a
-minibatch of ``batch`` samples). The subtitle says how many iterations
-were averaged and whether the trace was synthetic.
+minibatch of ``batch`` samples). The subtitle gives the number of
+iterations averaged and whether the trace was synthetic.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from procrustes_sim.errors import InputError
@@ -104,6 +103,8 @@ STYLE = {
     # Text stays text in SVG, and PDF embeds TrueType fonts as publishers require.
     "svg.fonttype": "none",
     "pdf.fonttype": 42,
+    # A fixed salt makes the SVG element ids, and so the file, the same on every run.
+    "svg.hashsalt": "procrustes-sim",
 }
 
 # Metadata entries set to None so that the same figure gives the same bytes.
@@ -121,14 +122,14 @@ class PlotItem:
 
 
 def component_colour(name: str) -> str:
-    """The fixed colour of an energy component in every figure."""
+    """Return the fixed colour of an energy component, the same in every figure."""
     if name in COMPONENT_COLOURS:
         return COMPONENT_COLOURS[name]
     return _SPARE_COLOURS[zlib.crc32(name.encode("utf-8")) % len(_SPARE_COLOURS)]
 
 
 def energy_unit(largest_pj: float) -> tuple[str, float]:
-    """The unit name and size in pJ that shows *largest_pj* as a number from 1 to 1000."""
+    """Return the unit name and size in pJ that show *largest_pj* as a number from 1 to 1000."""
     for name, size in ENERGY_UNITS:
         if largest_pj >= size:
             return name, size
@@ -136,7 +137,7 @@ def energy_unit(largest_pj: float) -> tuple[str, float]:
 
 
 def cycle_unit(largest: float) -> tuple[str, float]:
-    """The unit word ("millions" etc., or "") and size that show *largest* cycles below 1000."""
+    """Return the unit word ("millions" etc., or "") and size that show *largest* below 1000."""
     for name, size in CYCLE_UNITS:
         if largest >= size:
             return name, size
@@ -229,7 +230,9 @@ def _panel_pairs(figure: Figure, count: int, horizontal: bool, layer_count: int)
         grid = figure.add_gridspec(2, count, height_ratios=[1.0, 0.2 * layer_count + 0.4])
         cells = [(grid[1, i], grid[0, i]) for i in range(count)]
     else:
-        grid = figure.add_gridspec(count, 2, width_ratios=[max(layer_count, 3), 1.6])
+        # The total panel keeps room for its axis label and two bar names.
+        grid = figure.add_gridspec(count, 2, width_ratios=[max(layer_count, 3),
+                                                           max(2.0, 0.3 * layer_count)])
         cells = [(grid[i, 0], grid[i, 1]) for i in range(count)]
     pairs = []
     for layer_cell, total_cell in cells:
@@ -248,16 +251,18 @@ def _label_shared_layers(axes, names, horizontal: bool) -> None:
     hidden on the inner panels: all but the first column of horizontal
     bars, all but the bottom row of vertical bars.
     """
-    _label_layers(axes[0], names, np.arange(len(names)), horizontal)
-    shown = axes[0] if horizontal else axes[-1]
+    # Font size and rotation belong to the label texts of one axes, so they
+    # are set on the panel that shows the names.
+    labelled = axes[0] if horizontal else axes[-1]
+    _label_layers(labelled, names, np.arange(len(names)), horizontal)
     for ax in axes:
-        if ax is not shown:
+        if ax is not labelled:
             ax.tick_params(labelleft=False) if horizontal else ax.tick_params(labelbottom=False)
 
 
 def _pair_size(count: int, horizontal: bool, layer_count: int) -> tuple[float, float]:
     if horizontal:
-        return (3.5 + 2.6 * count, 2.6 + 0.2 * layer_count)
+        return (max(7.0, 3.0 + 2.6 * count), 2.6 + 0.2 * layer_count)
     return (7.0, 1.4 + 2.6 * count)
 
 
@@ -329,7 +334,7 @@ def _largest_stack(tables, components) -> float:
 
 
 def drawn_components(source) -> tuple[str, ...]:
-    """Energy components that the energy figures show: those with energy in either run.
+    """Return the energy components that the energy figures show: those with energy in either run.
 
     A component that is zero everywhere (a cost not charged in this run)
     would only add an empty legend entry.
@@ -393,14 +398,14 @@ def _label_total_axis(ax, horizontal: bool) -> None:
 
 @_styled
 def energy_figure(source) -> Figure:
-    """Stacked energy per layer and for the network, split by component, sparse beside dense."""
+    """Draw the energy per layer and of the network, stacked by component, sparse beside dense."""
     results = load_results(source)
     return _energy_panels(results, [None], "Energy by component, sparse run and dense baseline")
 
 
 @_styled
 def energy_pass_figure(source) -> Figure:
-    """The energy figure for each pass (FW, BW, WU) separately, with each pass's network total."""
+    """Draw the energy figure for each pass (FW, BW, WU), with each pass's network total."""
     results = load_results(source)
     return _energy_panels(results, list(results.passes),
                           "Energy by component and pass, sparse run and dense baseline")
@@ -410,7 +415,9 @@ def energy_pass_figure(source) -> Figure:
 
 
 def ratio_table(source) -> dict[str, dict[str, float]]:
-    """Speedup and energy ratio of each layer (all passes) and of the network ("network").
+    """Compute the speedup and energy ratio of each layer (all passes) and of the network.
+
+    The network's entry is named "network".
 
     Ratios are of sums, dense over sparse; a layer with no sparse cycles or
     energy gets NaN.
@@ -430,7 +437,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 @_styled
 def speedup_figure(source) -> Figure:
-    """Speedup and energy ratio against the dense baseline per layer, with the network total."""
+    """Draw the speedup and energy ratio against the dense baseline per layer and in total."""
     results = load_results(source)
     table = ratio_table(results)
     layers = list(results.layers)
@@ -467,7 +474,7 @@ def speedup_figure(source) -> Figure:
         ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--", label="dense baseline (1×)")
         ax.axvline(separator, color="#666666", linewidth=0.6)
     _label_layers(ax, names, positions, horizontal)
-    # The network label is bold so that the total stands out from the layers.
+    # The network label is bold so that the total is easy to tell from the layers.
     labels = ax.get_yticklabels() if horizontal else ax.get_xticklabels()
     labels[-1].set_fontweight("bold")
     _set_value_label(ax, "Dense / sparse (×, higher is better)", horizontal)
@@ -486,7 +493,7 @@ def speedup_figure(source) -> Figure:
 
 @_styled
 def cycles_figure(source) -> Figure:
-    """Sparse cycles per layer split into compute and stalls, beside the dense baseline's cycles."""
+    """Draw the sparse cycles per layer split into compute and stalls, beside the dense cycles."""
     results = load_results(source)
     columns = [part[0] for part in CYCLE_PARTS] + ["sparse_cycles", "dense_cycles"]
     layers = results.layers
@@ -559,11 +566,11 @@ def bin_steps(work: np.ndarray, max_steps: int = MAX_HEATMAP_STEPS) -> tuple[np.
 
 @_styled
 def imbalance_figure(source, layer: str, pass_: str, iteration: int | None = None) -> Figure:
-    """Heatmap of MACs per PE over the steps of one layer and pass, from pe_work.npz.
+    """Draw a heatmap of MACs per PE over the steps of one layer and pass, from pe_work.npz.
 
     The PE index is row * cols + col. Above MAX_HEATMAP_STEPS steps,
-    consecutive steps are averaged into bins, and the title says how many
-    steps each bin holds. A panel above shows the busiest PE's and the mean
+    consecutive steps are averaged into bins, and the title gives the
+    number of steps per bin. A panel above shows the busiest PE's and the mean
     PE's work per step, whose gap is the imbalance stall.
     """
     results = load_results(source)
@@ -616,7 +623,9 @@ def imbalance_figure(source, layer: str, pass_: str, iteration: int | None = Non
 
 
 def density_table(source, trace=None) -> dict[str, dict[int, dict[str, float]]]:
-    """Density of W, X and dY of each layer in each trace iteration: {layer: {iteration: {...}}}.
+    """Read the density of W, X and dY of each layer in each trace iteration.
+
+    Returns ``{layer: {iteration: {"W": ..., "X": ..., "dY": ...}}}``.
 
     *trace* is a path or an open Trace; without it, the trace path in
     summary.json is used. Each layer's masks are read with Trace.load.
@@ -652,7 +661,7 @@ def density_table(source, trace=None) -> dict[str, dict[int, dict[str, float]]]:
 
 @_styled
 def density_figure(source, trace=None) -> Figure:
-    """Density of W, X and dY over training iterations, per layer, from the trace.
+    """Draw the density of W, X and dY over training iterations, per layer, from the trace.
 
     With one iteration, grouped bars per layer. With several, one line per
     layer in a panel per tensor, or a layer-by-iteration heatmap per tensor
@@ -774,7 +783,7 @@ def _check_kinds(kinds) -> list[str]:
 
 
 def _imbalance_targets(results: Results, layer, pass_, iteration) -> list[tuple]:
-    """The (layer, pass, iteration) heatmaps to draw: every recorded pair, or the one asked for.
+    """Return the (layer, pass, iteration) heatmaps to draw: all recorded or the requested one.
 
     Without *iteration*, each pair is drawn for its first recorded iteration.
     """
@@ -806,7 +815,7 @@ def draw(source, kinds="all", *, layer: str | None = None, pass_: str | None = N
     With *strict* False (the default for "all"), a kind that needs data the
     run did not record (per-PE work, a trace) is left out with a warning,
     and (kind, reason) is appended to *skipped* if given. Otherwise
-    InputError says what to record or give.
+    InputError names what to record or give.
     """
     results = load_results(source)
     chosen = _check_kinds(kinds)
@@ -868,7 +877,7 @@ def _draw_kind(results: Results, kind: str, layer, pass_, iteration, trace) -> l
 
 
 def figure_bytes(figure: Figure, fmt: str, dpi: float = PNG_DPI) -> bytes:
-    """The figure encoded as *fmt* (png, svg or pdf), with the same bytes for the same figure."""
+    """Encode the figure as *fmt* (png, svg or pdf); the same figure gives the same bytes."""
     if fmt not in FORMATS:
         raise InputError(f"figure format {fmt!r} is invalid; give one of {', '.join(FORMATS)}")
     buffer = io.BytesIO()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import html
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,8 +24,6 @@ from procrustes_sim.plots import (CYCLE_PARTS, PNG_DPI, PlotItem, draw, drawn_co
                                   energy_unit, figure_bytes)
 from procrustes_sim.results import (PASSES, Results, load_results, output_folder,
                                     prepare_folder, write_atomic)
-
-log = logging.getLogger(__name__)
 
 MARKDOWN_NAME = "report.md"
 HTML_NAME = "report.html"
@@ -100,7 +97,7 @@ def write_report_page(source, out: str | Path | None = None, *,
 
 def build_blocks(results: Results, items: list[PlotItem], pngs: dict,
                  skipped: list) -> list[Block]:
-    """The page content: run settings, tables, figures, figures not drawn, limitations."""
+    """Build the page content: settings, tables, figures, figures not drawn, limitations."""
     summary = results.summary
     blocks = [Block("h1", f"procrustes-sim report: {results.workload}"),
               Block("p", results.context())]
@@ -235,14 +232,15 @@ def _layer_table(results: Results) -> Block:
 
 
 def _markdown_cell(text: str) -> str:
-    # A pipe would end the cell and a backslash or asterisk could start an escape or emphasis.
-    for character in ("\\", "|", "*", "_", "`"):
+    # CommonMark lets a backslash escape any punctuation. These characters would
+    # otherwise end a table cell, start emphasis, code, a link or raw HTML.
+    for character in ("\\", "|", "*", "_", "`", "<", ">", "[", "]"):
         text = text.replace(character, "\\" + character)
     return text.replace("\n", " ")
 
 
 def render_markdown(blocks: list[Block]) -> str:
-    """The page as GitHub-flavoured Markdown; figures link to figures/<stem>.png."""
+    """Render the page as GitHub-flavoured Markdown; figures link to figures/<stem>.png."""
     lines = []
     for block in blocks:
         if block.kind == "h1":
@@ -291,7 +289,7 @@ figcaption { font-size: 0.9rem; color: #444; }
 
 
 def render_html(blocks: list[Block], results: Results) -> str:
-    """The page as one HTML document with the figures embedded as base64 PNG."""
+    """Render the page as one HTML document with the figures embedded as base64 PNG."""
     escape = html.escape
     body = []
     for block in blocks:

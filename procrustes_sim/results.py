@@ -24,7 +24,6 @@ import secrets
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -58,7 +57,7 @@ RERUN_HINT = "rerun procrustes-sim run with this version to write it again"
 class Results:
     """The summary, per-layer rows and per-PE work of one run.
 
-    ``rows`` holds one dict per iteration, layer and pass, as in
+    ``rows`` contains one dict per iteration, layer and pass, as in
     layers.csv, with numbers as floats (``iteration`` as int). ``folder`` is
     None for results taken from a Report in memory.
     """
@@ -104,14 +103,14 @@ class Results:
 
     @property
     def components(self) -> tuple[str, ...]:
-        """Energy components: those of procrustes_sim.energy first, then any others in layers.csv."""
+        """Energy components: those of procrustes_sim.energy, then any others in layers.csv."""
         found = [match.group(1) for column in self.columns
                  if (match := _COMPONENT_COLUMN.fullmatch(column))]
         known = [name for name in COMPONENTS if name in found]
         return tuple(known + [name for name in found if name not in known])
 
     def context(self, averaged: bool = True) -> str:
-        """One line naming the run, e.g. ``vgg_s, CxN dataflow, block-mask layout, batch 16``.
+        """Return one line naming the run, e.g. ``vgg_s, CxN dataflow, block-mask layout``.
 
         It ends with the number of iterations averaged when there were
         several (unless *averaged* is False, for figures of one iteration)
@@ -123,6 +122,8 @@ class Results:
             parts.append(f"{summary['dataflow']} dataflow")
         if summary.get("layout"):
             parts.append(f"{summary['layout']} layout")
+        if summary.get("balancer") and summary["balancer"] != "none":
+            parts.append(f"{summary['balancer']} balancer")
         if summary.get("batch"):
             parts.append(f"batch {summary['batch']}")
         if averaged and self.iteration_count > 1:
@@ -134,7 +135,7 @@ class Results:
     # Aggregates ---------------------------------------------------------
 
     def value(self, row: dict, column: str) -> float:
-        """The number in *column* of *row*, 0.0 where a component column is absent.
+        """Return the number in *column* of *row*, or 0.0 where a component column is absent.
 
         Components added by a later version may have no dense column; the
         dense baseline then spends nothing on them.
@@ -211,13 +212,13 @@ class Results:
         return arrays
 
     def describe_source(self) -> str:
-        """Where the results came from, for messages: the folder, or "the report"."""
+        """Return where the results came from, for messages: the folder, or "the report"."""
         return f"results folder {str(self.folder)!r}" if self.folder else "the report"
 
     # Trace --------------------------------------------------------------
 
     def trace_path(self) -> Path:
-        """The trace file that the run replayed, as recorded in summary.json.
+        """Return the trace file that the run replayed, as recorded in summary.json.
 
         Raises InputError asking for ``--trace`` when the run replayed the
         bundled default (a temporary file) or the file is gone. A relative
@@ -225,8 +226,8 @@ class Results:
         """
         recorded = self.summary.get("trace", {}).get("path")
         if not recorded or recorded == BUNDLED_TRACE_LABEL:
-            raise InputError(f"{self.describe_source()} comes from the bundled default trace, which "
-                             "was not kept; give the trace file with --trace FILE")
+            raise InputError(f"{self.describe_source()} comes from the bundled default trace, "
+                             "which was not kept; give the trace file with --trace FILE")
         path = Path(recorded)
         if not path.is_file():
             raise InputError(f"trace file {recorded!r} named in {SUMMARY_NAME} was not found; "
@@ -316,17 +317,23 @@ def _read_layers(path: Path) -> tuple[tuple, tuple]:
 def _numeric_row(row: dict, where: str = "the report") -> dict:
     converted = {}
     for column, value in row.items():
-        if column is None or value is None:
+        # csv.DictReader gives the key None to surplus fields and the value None to
+        # missing ones.
+        needed = column in REQUIRED_COLUMNS or bool(_COMPONENT_COLUMN.fullmatch(column or ""))
+        if column is None or (value is None and needed):
             raise InputError(f"{where} has a different number of fields than the header; "
                              f"{RERUN_HINT}")
+        if value is None:
+            converted[column] = None
+            continue
         if column in _TEXT_COLUMNS:
             converted[column] = str(value)
             continue
         try:
             number = float(value)
         except (TypeError, ValueError):
-            # Columns added later may hold text; only the known numbers must parse.
-            if column in REQUIRED_COLUMNS or _COMPONENT_COLUMN.fullmatch(column):
+            # Columns added later may contain text; only the known numbers must parse.
+            if needed:
                 raise InputError(f"{where} has {column}={value!r}, which is not a number; "
                                  f"{RERUN_HINT}") from None
             converted[column] = value
@@ -422,7 +429,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 def output_folder(results: Results, out: str | os.PathLike[str] | None, name: str) -> Path:
-    """*out* as a Path, or the folder *name* inside the results folder when *out* is None.
+    """Return *out* as a Path, or the folder *name* inside the results folder if *out* is None.
 
     Raises InputError when *out* is None and the results came from a Report in memory.
     """

@@ -134,6 +134,9 @@ def _generate(args: argparse.Namespace) -> int:
                          momentum=args.momentum, decay=args.decay,
                          decay_epsilon=args.decay_epsilon, quantile_lambda=args.lam,
                          initial_threshold=args.threshold, seed=args.seed, record=record)
+    # NOTE: the recorded command comes from sys.argv, so the same trace bytes
+    # need the same words, --out and --metrics included; main(argv) called from
+    # Python records the host process's argv instead.
     command = "procrustes-sim " + " ".join(shlex.quote(word) for word in sys.argv[1:])
     result = train(workload, config, out=out, provenance={"command": command})
     if args.metrics is not None:

@@ -365,49 +365,93 @@ def pe_work(mapping: PassMapping, skip: Tensor | None, masks) -> np.ndarray:
     return ordered.reshape(tiles, steps, mapping.array_rows, mapping.array_cols)
 
 
-def row_work(mapping: PassMapping, skip: Tensor | None, masks) -> np.ndarray | None:
-    """Work of every (step, row) pair per tile, shape (tiles, steps per tile, rows).
+@dataclass(frozen=True)
+class RowWork:
+    """Per-tile (step, row) work of the distinct tiles of a pass, and where each tile maps.
 
-    A row's work is the largest over the PEs of that row. Returns None when
-    every row has the same work, since moving work between rows then
-    changes nothing.
+    ``work`` has shape (distinct tiles, steps per tile, rows); entry ``i`` of
+    ``tile_index`` is the distinct tile that run-order tile ``i`` equals.
+    Tiles that differ only along dimensions the work does not depend on, or
+    only in a repeated padding pattern, are computed once.
+    """
+
+    work: np.ndarray
+    tile_index: np.ndarray
+
+
+def row_work(mapping: PassMapping, skip: Tensor | None, masks) -> RowWork | None:
+    """Work of every (step, row) pair per tile; a row's work is the largest of its PEs'.
+
+    Returns None when every row has the same work, since moving work
+    between rows then changes nothing.
     """
     core = core_work(mapping, skip, masks)
     if mapping.rows in core.independent:
         return None
     grid = _Grid(mapping)
     array = core.array
+    # A dimension stays compressed (its distinct entries only) when each
+    # tile holds a single step of it.
+    compressed = {}
     for dim in DIMS:
         axis = _AXIS[dim]
+        single = mapping.glb_extent[dim] == 1
         if core.expand.get(dim) is not None:
-            array = np.take(array, core.expand[dim], axis=axis)
+            if single:
+                compressed[dim] = core.expand[dim]
+            else:
+                array = np.take(array, core.expand[dim], axis=axis)
         if dim in core.independent and dim not in (mapping.rows, mapping.cols):
-            array = array * _along(grid.counts(dim), axis)
+            counts = grid.counts(dim)
+            if single and np.all(counts == counts[0]):
+                array = array * int(counts[0])
+                compressed[dim] = np.zeros(grid.length[dim], dtype=np.int64)
+            else:
+                array = array * _along(counts, axis)
 
     cols_axis = _AXIS[mapping.cols]
     if mapping.cols not in core.independent:
         split = (mapping.step_count(mapping.cols), mapping.array_size(mapping.cols))
         array = array.reshape(array.shape[:cols_axis] + split + array.shape[cols_axis + 1:])
         array = array.max(axis=cols_axis + 1)
+    elif mapping.glb_extent[mapping.cols] == 1:
+        compressed[mapping.cols] = np.zeros(mapping.step_count(mapping.cols), dtype=np.int64)
     rows_axis = _AXIS[mapping.rows]
     split = (mapping.step_count(mapping.rows), mapping.array_size(mapping.rows))
     array = array.reshape(array.shape[:rows_axis] + split + array.shape[rows_axis + 1:])
     array = np.moveaxis(array, rows_axis + 1, -1)  # (7 step axes..., rows)
-    full = tuple(mapping.step_count(d) for d in DIMS) + (mapping.array_size(mapping.rows),)
-    array = np.broadcast_to(array, full)
+    shape = tuple(array.shape[_AXIS[d]] if d in compressed else mapping.step_count(d)
+                  for d in DIMS) + (mapping.array_size(mapping.rows),)
+    array = np.broadcast_to(array, shape)
 
     split = []
+    tile_counts = {}
     for dim in DIMS:
         axis = _AXIS[dim]
+        if dim in compressed:
+            tile_counts[dim] = array.shape[axis]
+            split += [array.shape[axis], 1]
+            continue
         length = mapping.tile_count(dim) * mapping.glb_extent[dim]
         if length != array.shape[axis]:
             widths = [(0, 0)] * 8
             widths[axis] = (0, length - array.shape[axis])
             array = np.pad(array, widths)
+        tile_counts[dim] = mapping.tile_count(dim)
         split += [mapping.tile_count(dim), mapping.glb_extent[dim]]
-    array = array.reshape(split + [mapping.array_size(mapping.rows)])
+    array = np.ascontiguousarray(array).reshape(split + [mapping.array_size(mapping.rows)])
     tile_axes = [2 * _AXIS[d] for d in mapping.glb_order]
     step_axes = [2 * _AXIS[d] + 1 for d in mapping.loop_order]
     ordered = array.transpose(tile_axes + step_axes + [14])
     steps = math.prod(mapping.glb_extent[d] for d in DIMS)
-    return ordered.reshape(mapping.tiles, steps, mapping.array_size(mapping.rows))
+    distinct = math.prod(tile_counts.values())
+    work = ordered.reshape(distinct, steps, mapping.array_size(mapping.rows))
+
+    # Run-order tile -> distinct tile.
+    full_counts = [mapping.tile_count(d) for d in mapping.glb_order]
+    indices = np.unravel_index(np.arange(mapping.tiles), full_counts)
+    mapped = []
+    for dim, index in zip(mapping.glb_order, indices):
+        mapped.append(compressed[dim][index] if dim in compressed else index)
+    tile_index = np.ravel_multi_index(mapped, [tile_counts[d] for d in mapping.glb_order])
+    return RowWork(work=work, tile_index=tile_index)
