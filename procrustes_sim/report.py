@@ -42,10 +42,9 @@ LIMITATIONS = (
     "GLB bank conflicts between DRAM fills and array reads are not modelled.",
     "DRAM is one channel of fixed bandwidth with no row-buffer effects.",
     "Consecutive GLB tiles are merged into at most max_events chunks per layer and pass.",
-    "Re-encoding of weights after each update, the quantile unit and PRNG regeneration "
-    "of decayed initial weights are not charged yet.",
-    "Only the 'none' balancer exists: PEs run in lock step.",
+    "The optimizer step is not modelled in either run; RF overflow adds energy, not cycles.",
     "The mapper searches GLB loop orders with closed-form estimates, not exhaustively.",
+    "Balancers see a row's work as the largest of its PEs', exact for multicast columns.",
     "Energy table entries marked 'estimate' in the energy YAML are not published figures.",
 )
 
