@@ -28,6 +28,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from procrustes_sim.errors import InputError
+from procrustes_sim.mapping import PassMapping, tensor_words
+from procrustes_sim.work import row_work
+from procrustes_sim.workload import Tensor
 
 BALANCERS = {
     "none": "lock step; the busiest PE of each step sets its length",
@@ -103,16 +106,14 @@ def pair_steps(row_work: np.ndarray) -> Balanced:
                     moved_blocks=np.zeros(tiles, dtype=np.int64))
 
 
-def apply_balancer(name: str, mapping, skip, masks, work, traffic, arch, layout):
-    """Balance one mapped pass; return (work, traffic, moved blocks) after balancing.
+def apply_balancer(name: str, mapping: PassMapping, skip: Tensor | None, masks, work, traffic,
+                   arch, layout):
+    """Balance one mapped pass; return (work, traffic, moved blocks per tile) after balancing.
 
     Per tile, ``block-reorder`` and ``sparten`` keep the original order
     where balancing would not shorten the tile once its extra deliveries
     are counted, as a GLB controller that compares both would.
     """
-    from procrustes_sim.work import row_work
-    from procrustes_sim.workload import Tensor
-
     moved = np.zeros(len(work.busiest_macs), dtype=np.int64)
     if name == "none":
         return work, traffic, moved
@@ -171,10 +172,7 @@ def apply_balancer(name: str, mapping, skip, masks, work, traffic, arch, layout)
             balanced_traffic, moved)
 
 
-def _rf_input_words(mapping) -> int:
+def _rf_input_words(mapping: PassMapping) -> int:
     """Words of the non-weight operand in one PE's RF tile."""
-    from procrustes_sim.mapping import tensor_words
-    from procrustes_sim.workload import Tensor
-
     other = [t for t in mapping.operands if t != Tensor.W]
     return sum(tensor_words(mapping.layer, t, mapping.rf_extent) for t in other)

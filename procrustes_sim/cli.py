@@ -2,7 +2,7 @@
 
 Subcommands:
 
-* ``run``: replay a trace (or the bundled default) and print a per-layer,
+* ``run``: replay a trace (by default the bundled VGG-S Dropback trace) and print a per-layer,
   per-pass table; write ``summary.json`` and ``layers.csv``.
 * ``trace synth``: write a seeded synthetic trace.
 * ``trace generate``, ``trace import``, ``trace inspect``: see

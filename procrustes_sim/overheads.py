@@ -96,9 +96,16 @@ def _overflow(mapping: PassMapping, weights: np.ndarray, rf_words: int, dense_ma
 
 
 def decay_schedule(provenance: dict) -> dict | None:
-    """Read when initial weights reach zero, and the tracked fraction, from a trace's provenance."""
-    zero_at = provenance.get("initial_values_zero_at")
+    """Read when initial weights reach zero, and the tracked fraction, from a trace's provenance.
+
+    The Dropback trainer records ``decay_zero_from``, ``k`` and
+    ``total_weights``; other tools may give ``initial_values_zero_at`` and
+    ``tracked_fraction``. Returns None when neither is there.
+    """
+    zero_at = provenance.get("initial_values_zero_at", provenance.get("decay_zero_from"))
     tracked = provenance.get("tracked_fraction")
+    if tracked is None and provenance.get("k") and provenance.get("total_weights"):
+        tracked = provenance["k"] / provenance["total_weights"]
     if zero_at is None or tracked is None:
         return None
     return {"zero_at": int(zero_at), "tracked_fraction": float(tracked)}

@@ -86,6 +86,10 @@ MAX_DENSITY_LINES = 12
 # Above this many steps, the imbalance heatmap averages consecutive steps.
 MAX_HEATMAP_STEPS = 500
 
+# Bar width in the network-total panels. The sparse bar is centred at
+# -TOTAL_WIDTH / 2 and the dense bar at +TOTAL_WIDTH / 2.
+TOTAL_WIDTH = 0.36
+
 PNG_DPI = 200
 
 STYLE = {
@@ -319,9 +323,10 @@ def _draw_energy_stacks(ax, categories, values_of, components, unit_size, horizo
         base = np.zeros(len(categories))
         for name, column in zip(components, _energy_columns(components, run)):
             heights = np.array([values_of(c, run)[column] for c in categories]) / unit_size
+            edge = "#333333" if hatch else "none"
             _bar(ax, positions + offset, heights, base, width, horizontal,
-                 color=component_colour(name), hatch=hatch, edgecolor="#333333" if hatch else
-                 "none", linewidth=0, label=f"{run} {name}")
+                 color=component_colour(name), hatch=hatch, edgecolor=edge, linewidth=0,
+                 label=f"{run} {name}")
             base = base + heights
 
 
@@ -361,8 +366,7 @@ def _energy_panels(results: Results, passes: list[str | None], title: str) -> Fi
 
     figure = _new_figure(*_pair_size(len(passes), horizontal, len(layers)))
     pairs = _panel_pairs(figure, len(passes), horizontal, len(layers))
-    positions = np.arange(len(layers))
-    for index, (pass_, (layer_ax, total_ax)) in enumerate(zip(passes, pairs)):
+    for pass_, (layer_ax, total_ax) in zip(passes, pairs):
         scope = pass_ or "all passes"
         _draw_energy_stacks(layer_ax, layers, lambda layer, run, p=pass_: per_layer[p][layer],
                             components, layer_size, horizontal)
@@ -372,16 +376,11 @@ def _energy_panels(results: Results, passes: list[str | None], title: str) -> Fi
         _draw_energy_stacks(total_ax, ["network"], lambda _, run, p=pass_: totals[p],
                             components, total_size, horizontal, width=TOTAL_WIDTH)
         _label_total_axis(total_ax, horizontal)
-        total_ax.set_title(f"{scope}: network total")
+        total_ax.set_title("network total" if pass_ is None else f"{scope}: total")
         _set_value_label(total_ax, f"Energy per iteration ({total_unit})", horizontal)
     _label_shared_layers([pair[0] for pair in pairs], layers, horizontal)
     _finish(figure, title, results, _energy_handles(components), legend_columns=5)
     return figure
-
-
-# Bar width in the network-total panels; the sparse bar is centred at
-# -TOTAL_WIDTH / 2 and the dense bar at +TOTAL_WIDTH / 2.
-TOTAL_WIDTH = 0.36
 
 
 def _label_total_axis(ax, horizontal: bool) -> None:
@@ -459,7 +458,7 @@ def speedup_figure(source) -> Figure:
         values = np.array([table[name][key] for name in layers + ["network"]])
         container = _bar(ax, positions + offset, values, 0.0, width, horizontal, color=colour,
                          label=label)
-        # The network bars are darker and carry their value.
+        # The network bars get a black outline and a label with their value.
         for patch in container.patches[-1:]:
             patch.set_edgecolor("black")
             patch.set_linewidth(0.8)
@@ -612,7 +611,8 @@ def imbalance_figure(source, layer: str, pass_: str, iteration: int | None = Non
 
     binning = "" if size == 1 else f", {size} steps per column"
     _set_title(figure, f"Work per PE: layer {layer}, {pass_}, iteration {iteration}",
-               f"{steps} steps on {rows}×{cols} PEs{binning}",
+               f"{steps} lock-step steps on {rows}×{cols} PEs{binning}, as mapped, "
+               "before any balancing",
                results.context(averaged=False))
     handles, _ = line_ax.get_legend_handles_labels()
     _legend_below(figure, handles, 2)

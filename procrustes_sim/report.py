@@ -178,10 +178,25 @@ class Report:
                                "energy_ratio": _ratio(d["energy_pj"], s["energy_pj"])}
         return {**self.header, "sparse": sparse, "dense": dense,
                 "speedup": self.speedup, "energy_ratio": self.energy_ratio,
-                "per_pass": per_pass,
+                "per_pass": per_pass, "per_iteration": self.per_iteration(),
                 "units": {"cycles": "clock cycles, summed over the replayed iterations "
                                     "(one minibatch of `batch` samples each)",
                           "energy_pj": "picojoules, summed over the replayed iterations"}}
+
+    def per_iteration(self) -> dict:
+        """Sparse and dense totals of each replayed iteration, keyed by iteration number."""
+        dense = self._totals(list(self.dense_rows.values()))
+        result = {}
+        for iteration in self.header["iterations"]:
+            rows = [r for r in self.sparse_rows if r[0].iteration == iteration]
+            sparse = self._totals(rows)
+            result[str(iteration)] = {
+                "sparse_cycles": sparse["cycles"], "dense_cycles": dense["cycles"],
+                "sparse_energy_pj": sparse["energy_pj"], "dense_energy_pj": dense["energy_pj"],
+                "speedup": _ratio(dense["cycles"], sparse["cycles"]),
+                "energy_ratio": _ratio(dense["energy_pj"], sparse["energy_pj"]),
+                "effective_macs": sparse["effective_macs"]}
+        return result
 
     def layer_rows(self) -> list[dict]:
         """One dict per iteration, layer and pass: the rows of layers.csv."""
@@ -294,6 +309,11 @@ class Report:
                 f"{utilization / n:>5.2f} {imbalance / n:>5.2f} {dense.dataflow:>8}")
         sparse, dense = self.sparse, self.dense
         lines.append("")
+        if n > 1:
+            for iteration, entry in self.per_iteration().items():
+                lines.append(f"iteration {iteration:>6}: speedup {entry['speedup']:.2f}x, energy "
+                             f"ratio {entry['energy_ratio']:.2f}x, sparse "
+                             f"{entry['sparse_cycles'] / 1e6:.3f} Mcycles")
         lines.append(f"total per iteration: sparse {sparse['cycles'] / n / 1e6:.3f} Mcycles, "
                      f"{sparse['energy_pj'] / n / 1e6:.1f} uJ; dense "
                      f"{dense['cycles'] / n / 1e6:.3f} Mcycles, {dense['energy_pj'] / n / 1e6:.1f} uJ")

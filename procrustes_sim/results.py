@@ -38,7 +38,7 @@ LAYERS_NAME = "layers.csv"
 PE_WORK_NAME = "pe_work.npz"
 
 # Trace label that simulate() stores when it replayed a temporary default trace.
-BUNDLED_TRACE_LABEL = "bundled default"
+BUNDLED_TRACE_LABEL = "generated synthetic trace (not kept)"
 
 # Columns the figures and pages read; any other column is kept but optional.
 REQUIRED_COLUMNS = (
@@ -226,7 +226,7 @@ class Results:
         """
         recorded = self.summary.get("trace", {}).get("path")
         if not recorded or recorded == BUNDLED_TRACE_LABEL:
-            raise InputError(f"{self.describe_source()} comes from the bundled default trace, "
+            raise InputError(f"{self.describe_source()} comes from a generated synthetic trace that was not kept, "
                              "which was not kept; give the trace file with --trace FILE")
         path = Path(recorded)
         if not path.is_file():

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 import dataflows as dataflow_files
+import workloads
 from procrustes_sim import __version__
 from procrustes_sim.balancers import check_balancer
 from procrustes_sim.config import Arch, EnergyTable, load_arch, load_energy_table
@@ -45,6 +46,11 @@ from procrustes_sim.workload import PASSES, Layer, Pass, Tensor, Workload, load_
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKLOAD = "vgg_s"
+# Replayed when no trace, workload or batch is given: VGG-S trained with
+# Dropback to 10% weight density by procrustes_sim.training (docs/training.md).
+BUNDLED_TRACE = "vgg_s-dropback.pstrace"
+# Trace label of a synthetic trace generated for one run and then deleted.
+GENERATED_LABEL = "generated synthetic trace (not kept)"
 DEFAULT_CONFIG = "procrustes"
 
 # Dense-baseline candidates within this fraction of the fastest count as
@@ -107,8 +113,10 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
              dense_cache: dict | None = None) -> Report:
     """Replay *trace* and return the sparse run, the dense baseline and their ratios.
 
-    With no trace, a synthetic Bernoulli trace of VGG-S at 10% weight
-    density (seed 0) is generated and replayed, and the report says so.
+    With no trace, workload or batch, the bundled trace of VGG-S trained
+    with Dropback is replayed. With a workload or batch but no trace, a
+    synthetic Bernoulli trace at 10% weight density (seed 0) is generated
+    and replayed, and the report says so.
     *iterations* replays the first that many iterations of the trace.
     *per_pe* simulates every PE as its own process (small layers only).
     *record_pe* names ``LAYER:PASS`` pairs whose per-step, per-PE work of
@@ -137,6 +145,12 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
     settings.record_pe.update(_parse_record(record_pe))
     if dense_cache is not None:
         settings = dataclasses.replace(settings, dense_cache=dense_cache)
+    if trace is None and workload is None and batch is None:
+        bundled = workloads.trace_path(BUNDLED_TRACE)
+        log.info("replaying the bundled trace %s", BUNDLED_TRACE)
+        with Trace.open(bundled) as opened:
+            return _simulate_trace(opened, _workload(opened.workload_name), settings, None,
+                                   iterations, trace_label=str(bundled))
     if trace is None:
         model = _workload(workload or DEFAULT_WORKLOAD)
         _check_mappings(model, batch or DEFAULT_BATCH, settings)
@@ -148,7 +162,7 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
                        seed=DEFAULT_SEED)
             with Trace.open(path) as opened:
                 return _simulate_trace(opened, model, settings, batch, iterations,
-                                       trace_label="bundled default")
+                                       trace_label=GENERATED_LABEL)
     opened = trace if isinstance(trace, Trace) else Trace.open(trace)
     try:
         model = _workload(workload or opened.workload_name)
@@ -254,7 +268,7 @@ def _simulate_trace(trace: Trace, model: Workload, settings: RunSettings, batch:
         if not isinstance(iterations, int) or iterations < 1:
             raise InputError(f"iterations={iterations!r} is invalid; give a positive integer")
         if iterations > len(available):
-            hint = (f"give at most {len(available)}" if trace_label != "bundled default" else
+            hint = (f"give at most {len(available)}" if trace_label != GENERATED_LABEL else
                     "write a longer trace with procrustes-sim trace synth --iterations N "
                     "and pass it with --trace")
             raise InputError(f"the trace has {len(available)} iteration(s), fewer than the "

@@ -115,7 +115,7 @@ def fake_results(layer_names, *, iterations=1, extra_components=()):
                     row[f"dense_energy_{name}_pj"] = 2e6 * (index + 1)
                 rows.append(row)
     summary = {"results_format": RESULTS_FORMAT, "workload": "fake", "batch": 2,
-               "trace": {"path": "bundled default", "synthetic": False}}
+               "trace": {"path": "generated synthetic trace (not kept)", "synthetic": False}}
     return Results(summary=summary, rows=tuple(rows), columns=tuple(rows[0]))
 
 
@@ -249,8 +249,8 @@ def test_energy_total_panel_matches_summary(folder, summary):
 def test_energy_pass_panel_titles(folder):
     figure = plots.energy_pass_figure(folder)
     titles = [ax.get_title() for ax in figure.axes]
-    assert titles == ["FW: per layer", "FW: network total", "BW: per layer",
-                      "BW: network total", "WU: per layer", "WU: network total"]
+    assert titles == ["FW: per layer", "FW: total", "BW: per layer",
+                      "BW: total", "WU: per layer", "WU: total"]
 
 
 def test_energy_pass_bars_match_csv(folder, rows):
@@ -503,7 +503,7 @@ def test_density_bundled_trace_needs_option(folder, tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(folder, copy)
     summary = json.loads((copy / "summary.json").read_text())
-    summary["trace"]["path"] = "bundled default"
+    summary["trace"]["path"] = "generated synthetic trace (not kept)"
     (copy / "summary.json").write_text(json.dumps(summary))
     with pytest.raises(InputError, match="--trace FILE"):
         plots.density_figure(copy)

@@ -185,7 +185,7 @@ def odd_results() -> Results:
                     "sparse_energy_mac_pj": 1.0, "dense_energy_mac_pj": 2.0})
         rows.append(row)
     summary = {"results_format": RESULTS_FORMAT, "workload": "odd", "batch": 1,
-               "trace": {"path": "bundled default", "synthetic": False}}
+               "trace": {"path": "generated synthetic trace (not kept)", "synthetic": False}}
     return Results(summary=summary, rows=tuple(rows), columns=tuple(rows[0]))
 
 
