@@ -208,15 +208,7 @@ def _search_glb(mapping: PassMapping, arch: Arch, problem) -> tuple[tuple[Dim, .
             extent[dim] = mapping.step_count(dim)
             if not problem(extent):
                 continue
-            low, high = 1, mapping.step_count(dim) - 1
-            while low < high:
-                middle = (low + high + 1) // 2
-                extent[dim] = middle
-                if problem(extent):
-                    high = middle - 1
-                else:
-                    low = middle
-            extent[dim] = low
+            extent[dim] = _largest_fitting(extent, dim, mapping.step_count(dim) - 1, problem)
             break
         # The one-step tile is a candidate too: it exposes the least fill time.
         for tile in (dict(extent), {d: 1 for d in DIMS}):
@@ -358,13 +350,22 @@ def _resolve(requested, limits: dict, problem, target=None) -> dict:
     if message:
         raise InputError(message)
     for dim in autos:
-        low, high = 1, limits[dim]
-        while low < high:
-            middle = (low + high + 1) // 2
-            extent[dim] = middle
-            if target(extent):
-                high = middle - 1
-            else:
-                low = middle
-        extent[dim] = low
+        extent[dim] = _largest_fitting(extent, dim, limits[dim], target)
     return extent
+
+
+def _largest_fitting(extent: dict, dim: Dim, limit: int, problem) -> int:
+    """Largest value from 1 to *limit* of extent[dim] for which *problem* is empty.
+
+    Binary search, since the words a tile needs grow with every extent.
+    Leaves *extent* unchanged except for *dim*, which the caller sets.
+    """
+    low, high = 1, limit
+    while low < high:
+        middle = (low + high + 1) // 2
+        extent[dim] = middle
+        if problem(extent):
+            high = middle - 1
+        else:
+            low = middle
+    return low

@@ -462,8 +462,11 @@ def speedup_figure(source) -> Figure:
         for patch in container.patches[-1:]:
             patch.set_edgecolor("black")
             patch.set_linewidth(0.8)
+        # Inside the bar, so that the labels of the two network bars cannot
+        # overlap each other whatever their heights.
         ax.bar_label(container, labels=[""] * len(layers) + [f"{values[-1]:.2f}×"],
-                     padding=2, fontsize=8)
+                     label_type="center", color="white", fontweight="bold", fontsize=7,
+                     rotation=0 if horizontal else 90)
 
     separator = len(layers) - 0.25
     if horizontal:
