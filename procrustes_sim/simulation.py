@@ -25,7 +25,7 @@ import numpy as np
 import dataflows as dataflow_files
 import workloads
 from procrustes_sim import __version__
-from procrustes_sim.balancers import check_balancer
+from procrustes_sim.balancers import apply_balancer, check_balancer
 from procrustes_sim.config import Arch, EnergyTable, load_arch, load_energy_table
 from procrustes_sim.counters import PassCounters
 from procrustes_sim.energy import energy_breakdown
@@ -33,9 +33,8 @@ from procrustes_sim.engine import TileSchedule, run_pass
 from procrustes_sim.errors import InputError
 from procrustes_sim.layouts import (DEFAULT_POINTER_BITS, DEFAULT_RUN_BITS, Layout,
                                     get_layout)
-from procrustes_sim.balancers import apply_balancer
-from procrustes_sim.overheads import decay_schedule, training_counts
 from procrustes_sim.mapping import PassMapping, map_pass, tensor_words
+from procrustes_sim.overheads import decay_schedule, training_counts
 from procrustes_sim.policy import format_policy, parse_policy
 from procrustes_sim.report import LIMITATIONS, Report
 from procrustes_sim.trace import Trace, synthesize
@@ -394,7 +393,7 @@ def _run(mapping: PassMapping, skip: Tensor | None, masks, layout: Layout,
     if analysed is None:
         analysed = (tile_work(mapping, skip, masks), tile_traffic(mapping, arch, layout, weights))
     work, traffic = analysed
-    moved = np.zeros(1)
+    moved = np.zeros(0)
     if run == "sparse":
         work, traffic, moved = apply_balancer(settings.balancer, mapping, skip, masks, work,
                                               traffic, arch, settings.layout)

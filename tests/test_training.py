@@ -161,6 +161,14 @@ def test_generate_is_bit_for_bit(tiny_csv, tmp_path):
 
 
 @needs_sklearn
+def test_dense_selection_writes_trace(tiny_csv, tmp_path):
+    out = tmp_path / "d.pstrace"
+    assert generate(tiny_csv, out, "--selection", "dense") == 0
+    with Trace.open(out) as trace:
+        assert trace.provenance["algorithm"] == "dense SGD"
+
+
+@needs_sklearn
 def test_topk_density_after_decay(tiny_csv, tmp_path):
     out = tmp_path / "k.pstrace"
     generate(tiny_csv, out, "--selection", "topk", "--density", "0.2")

@@ -204,8 +204,23 @@ def train(workload: Workload, config: TrainConfig, out: str | os.PathLike[str] |
             "final_threshold": optimizer.threshold,
         }
         info.update(provenance or {})
-        result.trace_path = recorder.write(Path(out), config.batch, info)
+        result.trace_path = recorder.write(Path(out), config.batch, _finite(info))
     return result
+
+
+def _finite(value):
+    """Replace non-finite floats, which JSON cannot hold, with None, at any depth.
+
+    Dense training has no threshold and no budget drift, so those entries
+    can come out infinite or NaN.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def evaluate(network: Network, weights: Sequence[np.ndarray], dataset: Dataset) -> float:
