@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_plot_commands(commands) -> None:
     """Add the ``plot`` and ``report`` subcommands, which read a results folder."""
-    from procrustes_sim.plots import FORMATS, KINDS
+    from procrustes_sim.results import FORMATS, KINDS
 
     plot = commands.add_parser("plot", help="draw figures of a results folder written by run")
     plot.add_argument("results", metavar="RESULTS_FOLDER",

@@ -27,7 +27,7 @@ import numpy as np
 from procrustes_sim.errors import InputError
 from procrustes_sim.layouts import Layout, whole_tensor_stats
 from procrustes_sim.mapping import PassMapping, pass_tensors, tensor_words
-from procrustes_sim.work import expand_weights
+from procrustes_sim.work import block_sums, expand_weights
 from procrustes_sim.workload import Dim, Pass, Tensor
 
 COUNTS = ("encode_compares", "encode_bits", "quantile_compares", "quantile_updates",
@@ -78,17 +78,9 @@ def _overflow(mapping: PassMapping, weights: np.ndarray, rf_words: int, dense_ma
         raise InputError(f"layer {layer.name!r} {mapping.pass_.value}: the RF has {budget} words "
                          f"left for weights, too small for one {unit[Dim.R]}x{unit[Dim.S]} block "
                          "at the expected density; use an architecture with a larger RF")
-    full = expand_weights(layer, weights).astype(np.int64)
-    sub_tiles = full
-    for axis, dim in enumerate((Dim.K, Dim.C, Dim.R, Dim.S)):
-        length = math.ceil(full.shape[axis] / unit[dim])
-        pad = length * unit[dim] - sub_tiles.shape[axis]
-        if pad:
-            widths = [(0, 0)] * 4
-            widths[axis] = (0, pad)
-            sub_tiles = np.pad(sub_tiles, widths)
-        shape = sub_tiles.shape[:axis] + (length, unit[dim]) + sub_tiles.shape[axis + 1:]
-        sub_tiles = sub_tiles.reshape(shape).sum(axis=axis + 1)
+    full = expand_weights(layer, weights)
+    units = tuple(unit[d] for d in (Dim.K, Dim.C, Dim.R, Dim.S))
+    sub_tiles = block_sums(full, units, tuple(math.ceil(n / u) for n, u in zip(full.shape, units)))
     excess = np.maximum(sub_tiles - capacity, 0).sum()
     # Each weight is used dense_macs / weights times in the pass on average.
     uses = dense_macs / max(layer.weight_count, 1)

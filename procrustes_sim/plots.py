@@ -34,13 +34,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from procrustes_sim.errors import InputError
-from procrustes_sim.results import (PASSES, Results, load_results, output_folder,
-                                    prepare_folder, write_atomic)
+from procrustes_sim.results import (FORMATS, KINDS, PASSES, Results, load_results,
+                                    output_folder, prepare_folder, write_atomic)
 
 log = logging.getLogger(__name__)
-
-KINDS = ("energy", "energy-pass", "speedup", "cycles", "imbalance", "density")
-FORMATS = ("png", "svg", "pdf")
 
 # Okabe-Ito colours, distinguishable with the common colour-vision deficiencies.
 COMPONENT_COLOURS = {

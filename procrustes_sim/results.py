@@ -40,6 +40,11 @@ PE_WORK_NAME = "pe_work.npz"
 # Trace label that simulate() stores when it replayed a temporary default trace.
 BUNDLED_TRACE_LABEL = "generated synthetic trace (not kept)"
 
+# Figure kinds and file formats of procrustes_sim.plots; kept here so that
+# the command line can list them without importing matplotlib.
+KINDS = ("energy", "energy-pass", "speedup", "cycles", "imbalance", "density")
+FORMATS = ("png", "svg", "pdf")
+
 # Columns the figures and pages read; any other column is kept but optional.
 REQUIRED_COLUMNS = (
     "iteration", "layer", "pass", "sparse_cycles", "dense_cycles", "sparse_energy_pj",

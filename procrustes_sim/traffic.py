@@ -20,7 +20,7 @@ import numpy as np
 from procrustes_sim.config import Arch
 from procrustes_sim.layouts import Layout, TileStats
 from procrustes_sim.mapping import PassMapping
-from procrustes_sim.work import expand_weights, group_structure
+from procrustes_sim.work import block_sums, expand_weights, group_structure
 from procrustes_sim.workload import DIMS, TENSOR_DIMS, Dim, Pass, Tensor
 
 _AXIS = {dim: index for index, dim in enumerate(DIMS)}
@@ -105,16 +105,13 @@ def _weight_tiles(mapping: PassMapping, weights: np.ndarray | None,
         return TileStats(nnz=dense, blocks=block_grid, taps=taps, rows=rows,
                          nonempty=block_grid * 1, fillers=0 * dense)
     full = expand_weights(layer, weights)
-    nnz = full.astype(np.int64)
-    for axis, dim in ((0, Dim.K), (1, Dim.C), (2, Dim.R), (3, Dim.S)):
-        nnz = _block_sum(nnz, axis, spans[dim], counts[dim])
+    dims = (Dim.K, Dim.C, Dim.R, Dim.S)
+    nnz = block_sums(full, tuple(spans[d] for d in dims), tuple(counts[d] for d in dims))
     # A block is non-empty if any of its taps inside the tile is non-zero.
-    nonempty = full.astype(np.int64)
-    for axis, dim in ((2, Dim.R), (3, Dim.S)):
-        nonempty = _block_sum(nonempty, axis, spans[dim], counts[dim])
-    nonempty = (nonempty > 0).astype(np.int64)
-    nonempty = _block_sum(_block_sum(nonempty, 0, spans[Dim.K], counts[Dim.K]),
-                          1, spans[Dim.C], counts[Dim.C])
+    taps_per_block = block_sums(full, (1, 1, spans[Dim.R], spans[Dim.S]),
+                                (layer.K, layer.C, counts[Dim.R], counts[Dim.S]))
+    nonempty = block_sums(taps_per_block > 0, (spans[Dim.K], spans[Dim.C], 1, 1),
+                          (counts[Dim.K], counts[Dim.C], counts[Dim.R], counts[Dim.S]))
     fillers = 0
     if run_bits:
         fillers = _tile_fillers(full, spans, counts, run_bits)[None, :, :, :, :, None, None]
