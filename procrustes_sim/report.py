@@ -321,6 +321,7 @@ class Report:
                      f"(dense / sparse), batch {self.header['batch']}, "
                      f"{n} iteration(s)")
         trace = self.header["trace"]
-        lines.append(f"trace: {trace['description']}"
+        where = f" ({trace['path']})" if trace.get("path") else ""
+        lines.append(f"trace: {trace['description']}{where}"
                      + (" [SYNTHETIC]" if trace.get("synthetic") else ""))
         return "\n".join(lines)
