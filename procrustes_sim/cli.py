@@ -47,6 +47,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _bits(largest: int):
+    """An argparse type for a field width from 1 to *largest* bits."""
+    def parse(text: str) -> int:
+        value = _positive_int(text)
+        if value > largest:
+            raise argparse.ArgumentTypeError(f"{value} must be at most {largest} bits")
+        return value
+    return parse
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -71,9 +81,9 @@ def _add_design_options(parser: argparse.ArgumentParser, single: bool = True) ->
         parser.add_argument("--balancer", default=None,
                             help="load balancer: none, ideal, block-reorder or sparten "
                                  "(default: the configuration's)")
-    parser.add_argument("--pointer-bits", type=_positive_int, default=20,
+    parser.add_argument("--pointer-bits", type=_bits(64), default=20,
                         help="width of block, row and column pointers in bits (default: %(default)s)")
-    parser.add_argument("--run-bits", type=_positive_int, default=4,
+    parser.add_argument("--run-bits", type=_bits(32), default=4,
                         help="width of the rle zero-run field in bits (default: %(default)s)")
     parser.add_argument("--transpose", choices=("reencode", "scatter"), default="reencode",
                         help="how csr, csc and rle serve BW's transposed reads: re-encode every "
@@ -99,8 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
 
     run = commands.add_parser("run", help="replay a trace and report cycles and energy")
-    run.add_argument("--trace", help="trace file (.pstrace); default: a synthetic trace of "
-                                     "the workload at 10%% weight density, seed 0")
+    run.add_argument("--trace", help="trace file (.pstrace); default: the bundled VGG-S "
+                                     "Dropback trace, or, when --workload or --batch is "
+                                     "given, a synthetic trace at 10%% weight density, seed 0")
     run.add_argument("--workload", help="bundled workload name or topology CSV path "
                                         "(default: the trace's workload, or vgg_s)")
     run.add_argument("--arch", default="procrustes-256",
@@ -161,8 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser("compare", help="replay one trace through several layouts "
                                                   "and balancers")
-    compare.add_argument("--trace", help="trace file (.pstrace); default: the synthetic "
-                                         "default of `run`")
+    compare.add_argument("--trace", help="trace file (.pstrace); default: as for run, the "
+                                         "bundled VGG-S Dropback trace")
     compare.add_argument("--workload", help="bundled workload name or topology CSV path")
     compare.add_argument("--arch", default="procrustes-256",
                          help="bundled architecture name or YAML path (default: %(default)s)")

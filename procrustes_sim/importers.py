@@ -228,6 +228,15 @@ def _infer_model(files: list[Path], workload: Workload) -> str:
 
 def _load_npy(path: Path) -> np.ndarray:
     try:
+        with open(path, "rb") as file:
+            magic = file.read(6)
+    except OSError as error:
+        raise InputError(f"{str(path)!r} cannot be read ({error.strerror}); check the file") from None
+    if magic != b"\x93NUMPY":
+        # numpy would take any other file for a pickle and say so.
+        raise InputError(f"{str(path)!r} is not a .npy file (it lacks the NumPy header); "
+                         "save the mask with numpy.save")
+    try:
         value = np.load(path, allow_pickle=False)
     except ValueError as error:
         if "allow_pickle" in str(error):

@@ -88,18 +88,24 @@ def plot_densities(trace: Trace, stats: list[LayerStats],
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InputError(f"--plot {str(out)!r} has no .png, .pdf or .svg suffix; name the "
                          "file for the image format")
-    import matplotlib
+    # The Figure API draws without pyplot, so no display or backend is needed.
+    from matplotlib import colormaps
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, axes = pyplot.subplots(1, 3, figsize=(15, 4.5), sharey=True)
+    figure = Figure(figsize=(15, 4.5))
+    axes = figure.subplots(1, 3, sharey=True)
+    # 20 distinct colours, then solid, dashed and dotted lines: 60 layers
+    # before a colour and line style repeat.
+    palette = colormaps["tab20"].colors
+    styles = ("-", "--", ":")
     for axis, tensor, attribute in zip(axes, ("W", "X", "dY"),
                                        ("density_w", "density_x", "density_dy")):
-        for name in trace.layer_names:
+        for index, name in enumerate(trace.layer_names):
             rows = [row for row in stats if row.layer == name]
             axis.plot([row.iteration for row in rows], [getattr(row, attribute) for row in rows],
-                      marker="o", markersize=3, label=name)
+                      marker="o", markersize=3, label=name,
+                      color=palette[index % len(palette)],
+                      linestyle=styles[(index // len(palette)) % len(styles)])
         axis.set_title(f"{tensor} density")
         axis.set_xlabel("iteration")
         axis.grid(True, alpha=0.3)
@@ -109,5 +115,4 @@ def plot_densities(trace: Trace, stats: list[LayerStats],
     figure.suptitle(trace.describe())
     figure.tight_layout()
     figure.savefig(out, dpi=110)
-    pyplot.close(figure)
     return out

@@ -189,8 +189,12 @@ class Layout:
         return int(sum(count * width for count, width in encoded["fields"].values()))
 
     def check_widths(self, layer_name: str, weight_count: int) -> None:
-        """Raise InputError if a pointer cannot address *weight_count* weights of a layer's tile."""
-        if self.pointer_bits:
+        """Raise InputError if a pointer cannot address *weight_count* weights of a layer's tile.
+
+        Callers pass the largest tile of the network, so the width the
+        message asks for fits every layer.
+        """
+        if self.pointer_bits and weight_count:
             needed = int(index_bits(weight_count + 1))
             if self.pointer_bits < needed:
                 raise InputError(f"layout {self.name}: a {self.pointer_bits}-bit pointer cannot "

@@ -594,7 +594,7 @@ def imbalance_figure(source, layer: str, pass_: str, iteration: int | None = Non
     centres = (np.arange(binned.shape[0]) + 0.5) * size
     centres = np.minimum(centres, steps)
     line_ax.plot(centres, busiest[:, 0], color="#D55E00", linewidth=0.8, label="busiest PE")
-    line_ax.plot(centres, mean[:, 0], color="#0072B2", linewidth=0.8, label="mean PE")
+    line_ax.plot(centres, mean[:, 0], color="#0072B2", linewidth=0.8, label=f"mean of all {rows * cols} PEs")
     line_ax.set_ylabel("MACs per step")
     line_ax.set_ylim(bottom=0)
     line_ax.grid(axis="y", linewidth=0.4, alpha=0.5)
@@ -789,9 +789,21 @@ def _imbalance_targets(results: Results, layer, pass_, iteration) -> list[tuple]
     """
     keys = results.pe_work_keys()
     if layer is not None or pass_ is not None or iteration is not None:
-        if layer is None or pass_ is None:
+        if (layer is None) != (pass_ is None):
             raise InputError("give both --layer and --pass for the imbalance heatmap, "
                              "for example --layer conv1 --pass FW")
+        if layer is None:
+            # --iteration alone: every recorded layer and pass of that iteration.
+            chosen = [(key[1], key[2], key[0]) for key in keys if key[0] == iteration]
+            if not chosen:
+                if iteration not in results.iterations:
+                    raise InputError(f"iteration {iteration} was not replayed in "
+                                     f"{results.describe_source()}; give one of "
+                                     f"{', '.join(str(i) for i in results.iterations)}")
+                raise InputError(f"{results.describe_source()} has no per-PE work of iteration "
+                                 f"{iteration}; rerun procrustes-sim run with --record-pe "
+                                 "LAYER:PASS")
+            return chosen
         results.pe_work(layer, pass_, iteration)  # Raises with a rerun hint if absent.
         matches = [key for key in keys if key[1] == layer and key[2] == pass_
                    and (iteration is None or key[0] == iteration)]

@@ -144,7 +144,9 @@ def _settings_table(results: Results) -> Block:
     summary = results.summary
     rows = [(label, str(summary[key])) for key, label in SETTINGS if key in summary]
     iterations = ", ".join(str(i) for i in results.iterations)
-    rows.append(("replayed iterations", iterations))
+    count = len(results.iterations)
+    rows.append(("replayed iterations", f"{count} (iteration{'s' if count > 1 else ''} "
+                                        f"{iterations})"))
     trace = summary.get("trace", {})
     if trace.get("description"):
         rows.append(("trace", str(trace["description"])))

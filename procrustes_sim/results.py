@@ -197,6 +197,14 @@ class Results:
                          if key[1] == layer and key[2] == pass_
                          and (iteration is None or key[0] == iteration))
         if not matches:
+            layers = self.layers
+            if layers and layer not in layers:
+                raise InputError(f"layer {layer!r} is not in {self.describe_source()}; its "
+                                 f"layers are {', '.join(layers)}")
+            if iteration is not None and iteration not in self.iterations:
+                raise InputError(f"iteration {iteration} was not replayed in "
+                                 f"{self.describe_source()}; give one of "
+                                 f"{', '.join(str(i) for i in self.iterations)}")
             where = f" of iteration {iteration}" if iteration is not None else ""
             have = f"the run recorded {_describe_recorded(recorded)}" if recorded else \
                 "the run recorded none"

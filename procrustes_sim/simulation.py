@@ -239,6 +239,7 @@ def _check_mappings(model: Workload, batch: int, settings: RunSettings,
             raise InputError(f"--record-pe names layer {layer_name!r}, which {model.name} does "
                              f"not have; its layers are {', '.join(l.name for l in model.layers)}")
     weighted = total = 0.0
+    largest_tile = (0, "")  # weights of the largest GLB weight tile, and its layer
     for layer in model.layers:
         for pass_ in PASSES:
             mapping = settings.map(layer, pass_, batch, settings.dataflow)
@@ -248,7 +249,10 @@ def _check_mappings(model: Workload, batch: int, settings: RunSettings,
                 # Pointers address the weights of one GLB tile.
                 extent = {d: min(mapping.sizes[d], mapping.glb_extent[d] * mapping.block(d))
                           for d in mapping.sizes}
-                settings.layout.check_widths(layer.name, tensor_words(layer, Tensor.W, extent))
+                largest_tile = max(largest_tile,
+                                   (tensor_words(layer, Tensor.W, extent), layer.name))
+    # One check over the whole network, so the width it asks for fits every layer.
+    settings.layout.check_widths(largest_tile[1], largest_tile[0])
     if warn and weighted < 0.5 * total:
         log.warning("%s leaves %.0f%% of the PEs without work, weighted by MACs, at batch %d; "
                     "the dense baseline picks the fastest dataflow per layer, so the speedup "

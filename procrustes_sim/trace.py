@@ -678,7 +678,7 @@ def _format_density(value: float) -> str:
 def _open_archive(path: Path) -> zipfile.ZipFile:
     if not path.exists():
         raise InputError(f"trace file {str(path)!r} not found; check the path or write "
-                         "one with procrustes_sim.trace.synthesize")
+                         "one with procrustes-sim trace synth")
     if not path.is_file():
         raise InputError(f"trace path {str(path)!r} is not a file; give a .pstrace file")
     try:

@@ -181,6 +181,9 @@ def _inspect(args: argparse.Namespace) -> int:
         if not plot.parent.is_dir():
             raise InputError(f"--plot {args.plot!r}: directory {str(plot.parent)!r} does not "
                              "exist; create it first")
+        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
+            raise InputError(f"--plot {args.plot!r} has no .png, .pdf or .svg suffix; name the "
+                             "file for the image format")
     trace, stats = inspect_trace(args.trace)
     print(format_table(trace, stats))
     if args.plot is not None:

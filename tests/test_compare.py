@@ -48,6 +48,15 @@ def test_compare_unknown_layout_exits_2(tiny, tmp_path, capsys):
     assert not (tmp_path / "cmp").exists()
 
 
+def test_pointer_hint_fits_every_layer(tiny, tmp_path, capsys):
+    run_compare(tiny, tmp_path / "cmp", "--layouts", "csr", "--balancers", "none",
+                "--pointer-bits", "2")
+    needed = capsys.readouterr().err.split("--pointer-bits ")[1].split()[0]
+    code = run_compare(tiny, tmp_path / "cmp", "--layouts", "csr", "--balancers", "none",
+                       "--pointer-bits", needed)
+    assert code == 0
+
+
 def test_compare_narrow_pointer_exits_2(tiny, tmp_path, capsys):
     code = run_compare(tiny, tmp_path / "cmp", "--layouts", "csr", "--balancers", "none",
                        "--pointer-bits", "2")

@@ -114,6 +114,13 @@ def test_timeloop_rejects_pickle(tiny, tmp_path):
         import_timeloop_masks(folder, tiny.workload, 2, tmp_path / "t.pstrace")
 
 
+def test_timeloop_rejects_text_file(tiny, tmp_path):
+    folder = save_timeloop(tmp_path / "m", tiny.workload, random_weight_masks(tiny.workload, 9))
+    (folder / "net_conv1.npy").write_text("not numpy at all\n")
+    with pytest.raises(InputError, match="not a .npy file"):
+        import_timeloop_masks(folder, tiny.workload, 2, tmp_path / "t.pstrace")
+
+
 def test_timeloop_missing_layer(tiny, tmp_path):
     folder = save_timeloop(tmp_path / "m", tiny.workload, random_weight_masks(tiny.workload, 8))
     (folder / "net_fc.npy").unlink()

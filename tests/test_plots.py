@@ -434,6 +434,21 @@ def test_imbalance_needs_recorded_pair(folder):
         plots.imbalance_figure(folder, "conv2", "FW")
 
 
+def test_imbalance_unknown_layer_named(folder):
+    with pytest.raises(InputError, match="layer 'nosuch' is not in"):
+        plots.imbalance_figure(folder, "nosuch", "FW")
+
+
+def test_imbalance_iteration_alone(folder, tmp_path):
+    written = plots.plot(folder, "imbalance", out=tmp_path / "out", iteration=0)
+    assert len(written) == 1
+
+
+def test_imbalance_unreplayed_iteration(folder, tmp_path):
+    with pytest.raises(InputError, match="iteration 7 was not replayed"):
+        plots.plot(folder, "imbalance", out=tmp_path / "out", iteration=7)
+
+
 def test_imbalance_without_pe_work(folder, tmp_path):
     copy = tmp_path / "results"
     shutil.copytree(folder, copy)
