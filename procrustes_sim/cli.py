@@ -161,12 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="placement of non-zeros: independent elements, per-channel "
                             "densities drawn from a Beta distribution, or all-or-nothing "
                             "blocks (default: %(default)s)")
-    synth.add_argument("--concentration", type=float, default=2.0,
+    synth.add_argument("--concentration", type=float, default=None,
                        help="channel-skew: alpha + beta of the Beta distribution; smaller "
-                            "skews more (default: %(default)s)")
-    synth.add_argument("--block", type=_positive_int, default=4,
+                            "skews more (default: 2.0)")
+    synth.add_argument("--block", type=_positive_int, default=None,
                        help="block: block edge along the first two axes of each mask "
-                            "(default: %(default)s)")
+                            "(default: 4)")
     _add_common(synth)
     trace_cli.add_subcommands(trace_commands, _add_common, _positive_int, _fraction)
 
@@ -284,11 +284,17 @@ def _command_trace(args: argparse.Namespace) -> int:
 
     if args.trace_command in trace_cli.COMMANDS:
         return trace_cli.run(args)
+    for option, value, pattern in (("--concentration", args.concentration, "channel-skew"),
+                                   ("--block", args.block, "block")):
+        if value is not None and args.pattern != pattern:
+            raise InputError(f"{option} applies to --pattern {pattern} only, not "
+                             f"{args.pattern}; drop it or choose --pattern {pattern}")
     workload = load_workload(args.workload)
     path = synthesize(workload, args.batch, Path(args.out), density=args.density,
                       act_density=args.act_density, grad_density=args.grad_density,
                       iterations=args.iterations, seed=args.seed, pattern=args.pattern,
-                      concentration=args.concentration, block=args.block)
+                      concentration=2.0 if args.concentration is None else args.concentration,
+                      block=4 if args.block is None else args.block)
     print(f"wrote {path}")
     return 0
 

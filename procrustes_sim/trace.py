@@ -610,12 +610,19 @@ class Trace:
         provenance = self._manifest["provenance"]
         generator = provenance.get("generator")
         bernoulli_keys = ("density", "act_density", "grad_density")
-        if (self.synthetic and generator == "bernoulli"
+        if (self.synthetic and generator in PATTERNS
                 and all(_is_number(provenance.get(key)) for key in bernoulli_keys)):
             weights, inputs, grads = (_format_density(provenance[key]) for key in bernoulli_keys)
             seed = provenance.get("seed", "unknown")
-            return (f"synthetic Bernoulli trace of {self.workload_name} (W density {weights}, "
-                    f"X {inputs}, dY {grads}, seed {seed})")
+            name = {"bernoulli": "Bernoulli", "channel-skew": "channel-skewed",
+                    "block": "block-structured"}.get(generator, generator)
+            extra = ""
+            if "concentration" in provenance:
+                extra = f", Beta concentration {provenance['concentration']:g}"
+            elif "block" in provenance:
+                extra = f", blocks of {provenance['block']}"
+            return (f"synthetic {name} trace of {self.workload_name} (W density {weights}, "
+                    f"X {inputs}, dY {grads}{extra}, seed {seed})")
         kind = "synthetic trace" if self.synthetic else "trace"
         if generator:
             return f"{kind} of {self.workload_name} from {generator}"

@@ -379,3 +379,12 @@ def test_list_prints_layouts_and_balancers(capsys):
     _, out, _ = invoke(capsys, "list")
     assert "layouts:       dense, bitmask, csr, csc, block-mask, rle" in out
     assert "balancers:     none" in out
+
+
+def test_synth_option_needs_its_pattern(tmp_path, capsys):
+    code = main(["trace", "synth", "--workload", "resnet18_cifar", "--density", "0.1",
+                 "--batch", "2", "--concentration", "5", "--out", str(tmp_path / "t.pstrace")])
+    error = capsys.readouterr().err
+    assert code == 2
+    assert "--pattern channel-skew" in error
+    assert not (tmp_path / "t.pstrace").exists()
