@@ -101,7 +101,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The command-line parser of every subcommand."""
+    """Build the command-line parser of every subcommand."""
     parser = _Parser(prog="procrustes-sim",
                      description="Simulate sparse DNN training on the Procrustes accelerator "
                                  "and compare it with a dense baseline.")
@@ -233,7 +233,11 @@ def _add_plot_commands(commands) -> None:
 
 
 def _configure_logging(args: argparse.Namespace) -> None:
-    level = logging.DEBUG if args.debug else logging.WARNING if args.quiet else logging.INFO
+    level = logging.INFO
+    if args.quiet:
+        level = logging.WARNING
+    if args.debug:
+        level = logging.DEBUG
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
     log.handlers[:] = [handler]

@@ -32,7 +32,7 @@ RESULTS_FORMAT = 1
 # Array name in pe_work.npz of the per-PE work of one iteration, layer and pass.
 PE_WORK_KEY = "{0}/{1}/{2}"
 
-# What the model leaves out; every report repeats this list.
+# Model limitations, repeated in every report.
 LIMITATIONS = (
     "Layers run one after another; overlap between layers is not modelled.",
     "Activations and gradients move dense; zeros of X or dY are skipped by zero "
@@ -164,7 +164,7 @@ class Report:
         return _ratio(self.dense["energy_pj"], self.sparse["energy_pj"])
 
     def summary(self) -> dict:
-        """The content of summary.json."""
+        """Return the content of summary.json."""
         sparse, dense = self.sparse, self.dense
         per_pass = {}
         for pass_ in ("FW", "BW", "WU"):
@@ -199,7 +199,7 @@ class Report:
         return result
 
     def layer_rows(self) -> list[dict]:
-        """One dict per iteration, layer and pass: the rows of layers.csv."""
+        """Return the rows of layers.csv: one dict per iteration, layer and pass."""
         rows = []
         for counters, energy in self.sparse_rows:
             dense, dense_energy = self.dense_rows[(counters.layer, counters.pass_)]
@@ -286,7 +286,7 @@ class Report:
         return folder / "summary.json", folder / "layers.csv"
 
     def format_table(self) -> str:
-        """A text table per layer and pass (mean per iteration) with totals."""
+        """Format a text table per layer and pass (mean per iteration) with totals."""
         groups: dict = {}
         for counters, energy in self.sparse_rows:
             key = (counters.layer, counters.pass_)

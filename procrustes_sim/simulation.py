@@ -251,7 +251,7 @@ def _check_mappings(model: Workload, batch: int, settings: RunSettings,
                           for d in mapping.sizes}
                 largest_tile = max(largest_tile,
                                    (tensor_words(layer, Tensor.W, extent), layer.name))
-    # One check over the whole network, so the width it asks for fits every layer.
+    # One check over the whole network, so the width in its message fits every layer.
     settings.layout.check_widths(largest_tile[1], largest_tile[0])
     if warn and weighted < 0.5 * total:
         log.warning("%s leaves %.0f%% of the PEs without work, weighted by MACs, at batch %d; "

@@ -185,7 +185,7 @@ def _changes(mapping: PassMapping, tensor: Tensor) -> tuple[np.ndarray, np.ndarr
 
 
 def _changes_inside(mapping: PassMapping, tensor: Tensor) -> bool:
-    """Whether the tensor's block in the PEs changes between steps of a tile."""
+    """Return whether the tensor's block in the PEs changes between steps of a tile."""
     return any(mapping.glb_extent[d] > 1 and mapping.step_count(d) > 1
                for d in mapping.loop_order if d in TENSOR_DIMS[tensor])
 
