@@ -1,0 +1,1 @@
+"""Bundled sparse-training traces (.pstrace files)."""
