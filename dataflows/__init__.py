@@ -52,7 +52,7 @@ class Dataflow:
     source: str = ""
 
     def for_pass(self, pass_: Pass) -> PassDataflow:
-        """The mapping of *pass_*."""
+        """Return the mapping of *pass_*."""
         return self.passes[pass_]
 
 

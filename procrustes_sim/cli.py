@@ -67,8 +67,16 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _add_hardware_options(parser: argparse.ArgumentParser) -> None:
+    """Add the architecture and energy-table options shared by run and compare."""
+    parser.add_argument("--arch", default="procrustes-256",
+                        help="bundled architecture name or YAML path (default: %(default)s)")
+    parser.add_argument("--energy", default="default-45nm",
+                        help="bundled energy table name or YAML path (default: %(default)s)")
+
+
 def _add_design_options(parser: argparse.ArgumentParser, single: bool = True) -> None:
-    """Options that choose the dataflow, layout and balancer and their widths."""
+    """Add the options that choose the dataflow, layout and balancer and their widths."""
     parser.add_argument("--config", default=None,
                         help="named configuration: procrustes (CxN, block-mask, "
                              "block-reorder; the default) or procrustes-lockstep (balancer none)")
@@ -114,10 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "given, a synthetic trace at 10%% weight density, seed 0")
     run.add_argument("--workload", help="bundled workload name or topology CSV path "
                                         "(default: the trace's workload, or vgg_s)")
-    run.add_argument("--arch", default="procrustes-256",
-                     help="bundled architecture name or YAML path (default: %(default)s)")
-    run.add_argument("--energy", default="default-45nm",
-                     help="bundled energy table name or YAML path (default: %(default)s)")
+    _add_hardware_options(run)
     _add_design_options(run)
     run.add_argument("--skip", default=None,
                      help="operand whose zeros each pass skips, e.g. FW=W,BW=W,WU=X "
@@ -175,10 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--trace", help="trace file (.pstrace); default: as for run, the "
                                          "bundled VGG-S Dropback trace")
     compare.add_argument("--workload", help="bundled workload name or topology CSV path")
-    compare.add_argument("--arch", default="procrustes-256",
-                         help="bundled architecture name or YAML path (default: %(default)s)")
-    compare.add_argument("--energy", default="default-45nm",
-                         help="bundled energy table name or YAML path (default: %(default)s)")
+    _add_hardware_options(compare)
     compare.add_argument("--layouts", default="dense,bitmask,csr,csc,block-mask,rle",
                          help="comma-separated layouts (default: %(default)s)")
     compare.add_argument("--balancers", default="none,ideal,block-reorder,sparten",

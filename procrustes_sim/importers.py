@@ -233,14 +233,15 @@ def _load_npy(path: Path) -> np.ndarray:
     except OSError as error:
         raise InputError(f"{str(path)!r} cannot be read ({error.strerror}); check the file") from None
     if magic != b"\x93NUMPY":
-        # numpy would take any other file for a pickle and say so.
+        # numpy treats any file without this header as a pickle, and its
+        # error would then report a pickle that is not there.
         raise InputError(f"{str(path)!r} is not a .npy file (it lacks the NumPy header); "
                          "save the mask with numpy.save")
     try:
         value = np.load(path, allow_pickle=False)
     except ValueError as error:
         if "allow_pickle" in str(error):
-            raise InputError(f"{str(path)!r} holds a pickled object array, which is rejected "
+            raise InputError(f"{str(path)!r} contains a pickled object array, which is rejected "
                              "(files are loaded with allow_pickle=False); save a plain "
                              "bool or number array with numpy.save") from None
         raise InputError(f"{str(path)!r} is not a valid .npy file ({error}); "

@@ -78,9 +78,8 @@ def format_table(trace: Trace, stats: list[LayerStats]) -> str:
     return "\n".join(lines)
 
 
-def plot_densities(trace: Trace, stats: list[LayerStats],
-                   out: str | os.PathLike[str]) -> Path:
-    """Save a figure of W, X and dY density per layer over the iterations (matplotlib Agg)."""
+def check_plot_path(out: str | os.PathLike[str]) -> Path:
+    """Return *out* as a Path; raise InputError if its folder or image suffix is wrong."""
     out = Path(out)
     if not out.parent.is_dir():
         raise InputError(f"--plot {str(out)!r}: directory {str(out.parent)!r} does not exist; "
@@ -88,6 +87,13 @@ def plot_densities(trace: Trace, stats: list[LayerStats],
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise InputError(f"--plot {str(out)!r} has no .png, .pdf or .svg suffix; name the "
                          "file for the image format")
+    return out
+
+
+def plot_densities(trace: Trace, stats: list[LayerStats],
+                   out: str | os.PathLike[str]) -> Path:
+    """Save a figure of W, X and dY density per layer over the iterations."""
+    out = check_plot_path(out)
     # The Figure API draws without pyplot, so no display or backend is needed.
     from matplotlib import colormaps
     from matplotlib.figure import Figure

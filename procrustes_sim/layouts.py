@@ -43,7 +43,7 @@ TRANSPOSE_MODES = ("reencode", "scatter")
 
 
 def index_bits(count: int | np.ndarray) -> np.ndarray:
-    """Bits of an index that tells apart *count* positions (at least 1)."""
+    """Return the bits of an index that distinguishes *count* positions (at least 1)."""
     count = np.maximum(np.asarray(count, dtype=np.float64), 2.0)
     return np.ceil(np.log2(count))
 
@@ -124,7 +124,7 @@ class Layout:
     # Encoding ----------------------------------------------------------
 
     def encode(self, mask: np.ndarray) -> dict:
-        """Encode a (K, C, R, S) boolean mask; the dict holds arrays and their bit widths."""
+        """Encode a (K, C, R, S) boolean mask into a dict of arrays and their bit widths."""
         mask = np.asarray(mask, dtype=bool)
         k, c, r, s = mask.shape
         flat = mask.reshape(-1)
@@ -191,8 +191,8 @@ class Layout:
     def check_widths(self, layer_name: str, weight_count: int) -> None:
         """Raise InputError if a pointer cannot address *weight_count* weights of a layer's tile.
 
-        Callers pass the largest tile of the network, so the width the
-        message asks for fits every layer.
+        Callers pass the largest tile of the network, so the width in the
+        message fits every layer.
         """
         if self.pointer_bits and weight_count:
             needed = int(index_bits(weight_count + 1))

@@ -138,7 +138,7 @@ def map_pass(layer: Layer, pass_: Pass, batch: int, arch: Arch,
     unit_glb = {d: 1 for d in DIMS}
     block = layer.R * layer.S
     if arch.rf_words < block:
-        raise InputError(f"{where}: the RF holds {arch.rf_words} words, too small for one "
+        raise InputError(f"{where}: the RF has {arch.rf_words} words, too small for one "
                          f"{layer.R}x{layer.S} weight block of {block} words; use an "
                          "architecture with a larger RF")
 

@@ -115,7 +115,7 @@ def simulate(trace: str | Path | Trace | None = None, *, workload: str | Workloa
     With no trace, workload or batch, the bundled trace of VGG-S trained
     with Dropback is replayed. With a workload or batch but no trace, a
     synthetic Bernoulli trace at 10% weight density (seed 0) is generated
-    and replayed, and the report says so.
+    and replayed, and the report labels it synthetic.
     *iterations* replays the first that many iterations of the trace.
     *per_pe* simulates every PE as its own process (small layers only).
     *record_pe* names ``LAYER:PASS`` pairs whose per-step, per-PE work of

@@ -174,16 +174,12 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from procrustes_sim.inspect_trace import format_table, inspect_trace, plot_densities
+    from procrustes_sim.inspect_trace import (check_plot_path, format_table, inspect_trace,
+                                              plot_densities)
 
     if args.plot is not None:
-        plot = Path(args.plot)
-        if not plot.parent.is_dir():
-            raise InputError(f"--plot {args.plot!r}: directory {str(plot.parent)!r} does not "
-                             "exist; create it first")
-        if plot.suffix.lower() not in (".png", ".pdf", ".svg"):
-            raise InputError(f"--plot {args.plot!r} has no .png, .pdf or .svg suffix; name the "
-                             "file for the image format")
+        # Checked before the table is printed, so a bad path prints nothing.
+        check_plot_path(args.plot)
     trace, stats = inspect_trace(args.trace)
     print(format_table(trace, stats))
     if args.plot is not None:

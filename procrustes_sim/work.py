@@ -407,7 +407,7 @@ def row_work(mapping: PassMapping, skip: Tensor | None, masks) -> RowWork | None
     grid = _Grid(mapping)
     array = core.array
     # A dimension stays compressed (its distinct entries only) when each
-    # tile holds a single step of it.
+    # tile contains a single step of it.
     compressed = {}
     for dim in DIMS:
         axis = _AXIS[dim]

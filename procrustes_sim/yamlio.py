@@ -60,7 +60,7 @@ class Fields:
 
     def number(self, key: str, default: Any = None, *, minimum: float = 0.0,
                integer: bool = False, strict: bool = True, unit: str = "") -> Any:
-        """A number above *minimum* (at or above it when strict is False)."""
+        """Return a number above *minimum* (at or above it when strict is False)."""
         value = self._get(key, _REQUIRED if default is None else default)
         if value is _REQUIRED:
             return 1
@@ -81,14 +81,17 @@ class Fields:
         return value
 
     def text(self, key: str, default: Any = None, *, choices: tuple[str, ...] = ()) -> Any:
-        """A string, optionally one of *choices*."""
+        """Return a string, optionally one of *choices*."""
         value = self._get(key, _REQUIRED if default is None else default)
         if value is _REQUIRED:
             return ""
         if not isinstance(value, str) or (choices and value not in choices):
             allowed = f"one of {', '.join(choices)}" if choices else "a string"
             self.problems.append(f"{self.path}.{key}: {value!r} is invalid; expected {allowed}")
-            return default if default not in (None, _REQUIRED) else (choices[0] if choices else "")
+            # A placeholder keeps validation going; the problem is already recorded.
+            if default not in (None, _REQUIRED):
+                return default
+            return choices[0] if choices else ""
         return value
 
     def flag(self, key: str, default: bool) -> bool:
@@ -100,7 +103,7 @@ class Fields:
         return value
 
     def section(self, key: str) -> "Fields":
-        """A nested mapping."""
+        """Return the fields of a nested mapping."""
         value = self._get(key, _REQUIRED)
         if value is _REQUIRED:
             value = {}
